@@ -1,0 +1,83 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The one place that knows how Cinder releases differ.
+
+Supported releases and what differs between them:
+
+* Cinder 29.0.0 (2026.2): ``PowerFlexBaseDriver`` with ``PowerFlexDriver``
+  (SDC) and ``PowerFlexNVMeDriver`` (NVMe-TCP) subclasses; the REST client
+  knows PowerFlex 5 erasure-coded systems (``check_powerflex_ec_version``)
+  and ``snapshot_volume(..., from_source=True)`` makes thin clones there.
+* Cinder 27.0.0 (2025.2): a single ``PowerFlexDriver`` class, no NVMe-TCP
+  driver, no erasure-coded support, ``snapshot_volume(id, name)`` only.
+"""
+
+import inspect
+from typing import Any, Optional
+
+from cinder import exception
+from cinder.i18n import _
+from cinder.volume.drivers.dell_emc.powerflex import driver as stock
+
+STOCK_SDC_DRIVER: type = stock.PowerFlexDriver
+"""Cinder's PowerFlex driver for the SDC (``scaleio``) protocol."""
+
+STOCK_NVME_DRIVER: Optional[type] = getattr(stock, "PowerFlexNVMeDriver",
+                                            None)
+"""Cinder's PowerFlex NVMe-TCP driver, or None on releases without it."""
+
+
+def is_erasure_coded(client: Any) -> bool:
+    """Tell whether ``client`` talks to a PowerFlex 5 erasure-coded system.
+
+    Releases whose REST client predates PowerFlex 5 only know Mirroring
+    systems.
+    """
+    check = getattr(client, "check_powerflex_ec_version", None)
+    return bool(check()) if check is not None else False
+
+
+def _snapshot_takes_from_source(client: Any) -> bool:
+    params = inspect.signature(client.snapshot_volume).parameters
+    return "from_source" in params
+
+
+def clone_on_array(client: Any, source_provider_id: str,
+                   volume_id: str) -> str:
+    """Create a writable copy of an array volume; return its provider id.
+
+    One ``snapshotVolumes`` call on Mirroring systems, ``createThinClone`` on
+    erasure-coded ones (where the release supports them).
+    """
+    if _snapshot_takes_from_source(client):
+        return client.snapshot_volume(source_provider_id, volume_id,
+                                      from_source=True)
+    return client.snapshot_volume(source_provider_id, volume_id)
+
+
+class _UnavailableNVMeDriver(STOCK_SDC_DRIVER):
+    """Stands in for ``PowerFlexNVMeDriver`` on releases without it.
+
+    Loading the NVMe-TCP variant there fails at once with an error that
+    names the ``volume_driver`` setting, instead of an ImportError.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise exception.InvalidConfigurationValue(
+            option="volume_driver",
+            value=_("%s (this Cinder release has no PowerFlexNVMeDriver; "
+                    "use powerflex_cache_driver.driver.PowerFlexCacheDriver)")
+            % type(self).__name__)
+
+
+NVME_DRIVER_BASE: type = STOCK_NVME_DRIVER or _UnavailableNVMeDriver
+"""Base class of the NVMe-TCP variant on this release."""

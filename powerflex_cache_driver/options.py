@@ -1,0 +1,44 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Configuration options of powerflex-cache-driver.
+
+Every option carries the ``powerflex_cache_`` prefix. They are registered in
+the ``backend_defaults`` group and appended to each backend's configuration,
+the way Cinder's PowerFlex driver registers its own options, and listed for
+oslo-config-generator through the ``oslo.config.opts`` entry point
+``powerflex_cache_driver``.
+"""
+
+import itertools
+
+from oslo_config import cfg
+
+VERIFY_ARRAY_SIZE = "powerflex_cache_verify_array_size"
+
+cache_opts = [
+    cfg.BoolOpt(VERIFY_ARRAY_SIZE,
+                default=True,
+                help="When the rounded database size of a clone's source "
+                     "(or of a volume being extended) does not prove that "
+                     "the array already holds the requested size, read the "
+                     "real array size (one GET per array volume) and send "
+                     "setVolumeSize only if it is still needed. When "
+                     "False, the extend is sent without that read."),
+]
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """List the options for oslo-config-generator.
+
+    They are shown in a backend section, as Cinder shows its driver options.
+    """
+    return [("backend", list(itertools.chain(cache_opts)))]
