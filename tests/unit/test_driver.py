@@ -1,0 +1,188 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Failure handling, configuration errors, model updates and logs."""
+
+import logging
+
+from cinder import exception
+from cinder.volume import manager
+
+from powerflex_cache_driver import compat
+from powerflex_cache_driver import options
+from tests.unit import base
+from tests.unit import test_size_policy
+
+ROUNDING = "powerflex_round_volume_capacity"
+SHRINK_REFUSED = (500, {"message": "Volume capacity can only be increased",
+                        "httpStatusCode": 500, "errorCode": 133})
+
+
+class CreateVolume(base.DriverTestCase):
+    """create_volume keeps the requested size in the database."""
+
+    def test_ours_keeps_requested_size(self):
+        driver = self.make_driver(base.OURS)
+        model_update = driver.create_volume(self.new_volume(14))
+        self.assertNotIn("size", model_update)
+        self.assertEqual(16, self.gateway.size_gib(
+            model_update["provider_id"]))
+
+    def test_stock_reports_rounded_size(self):
+        driver = self.make_driver(base.STOCK)
+        model_update = driver.create_volume(self.new_volume(14))
+        self.assertEqual(16, model_update["size"])
+
+    def test_unaligned_size_refused_when_rounding_off(self):
+        driver = self.make_driver(base.OURS, **{ROUNDING: False})
+        error = self.assertRaises(exception.VolumeBackendAPIException,
+                                  driver.create_volume, self.new_volume(12))
+        self.assertIn(ROUNDING, str(error))
+        self.assertIn("12 GiB", str(error))
+        self.assertEqual([], self.gateway.ops())
+
+    def test_aligned_size_accepted_when_rounding_off(self):
+        driver = self.make_driver(base.OURS, **{ROUNDING: False})
+        driver.create_volume(self.new_volume(16))
+        self.assertEqual(["createVolume"], self.gateway.ops())
+
+    def test_ec_takes_any_size_when_rounding_off(self):
+        if not test_size_policy.EC_SUPPORTED:
+            self.skipTest("this Cinder release has no erasure-coded support")
+        driver = self.make_driver(base.OURS, "EC", **{ROUNDING: False})
+        model_update = driver.create_volume(self.new_volume(12))
+        self.assertEqual(12, self.gateway.size_gib(
+            model_update["provider_id"]))
+
+
+class CloneFailures(base.DriverTestCase):
+    """A failed clone leaves nothing on the array."""
+
+    def _clone_needing_extend(self, driver_class):
+        driver = self.make_driver(driver_class)
+        source = self.volume(8, 8)
+        # Cinder's client retries a failed setVolumeSize three times.
+        self.gateway.fail("setVolumeSize", *SHRINK_REFUSED, times=3)
+        before = set(self.gateway.sizes_kb)
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.create_cloned_volume,
+                          self.new_volume(9), source)
+        return set(self.gateway.sizes_kb) - before
+
+    def test_ours_removes_clone_when_extend_fails(self):
+        left_behind = self._clone_needing_extend(base.OURS)
+        self.assertEqual(set(), left_behind)
+        self.assertEqual("removeVolume", self.gateway.ops()[-1])
+
+    def test_stock_leaves_clone_when_extend_fails(self):
+        left_behind = self._clone_needing_extend(base.STOCK)
+        self.assertEqual(1, len(left_behind))
+
+    def test_unaligned_clone_refused_before_any_call(self):
+        driver = self.make_driver(base.OURS, **{ROUNDING: False})
+        source = self.volume(8, 8)
+        self.gateway.reset_calls()
+        error = self.assertRaises(exception.VolumeBackendAPIException,
+                                  driver.create_cloned_volume,
+                                  self.new_volume(12), source)
+        self.assertIn(ROUNDING, str(error))
+        self.assertEqual([], self.gateway.ops())
+
+    def test_unaligned_extend_refused_before_any_call(self):
+        driver = self.make_driver(base.OURS, **{ROUNDING: False})
+        volume = self.volume(8, 8)
+        self.gateway.reset_calls()
+        error = self.assertRaises(exception.VolumeBackendAPIException,
+                                  driver.extend_volume, volume, 12)
+        self.assertIn(ROUNDING, str(error))
+        self.assertEqual([], self.gateway.ops())
+
+
+class VerifyArraySizeOption(base.DriverTestCase):
+    """powerflex_cache_verify_array_size trades a GET for certainty."""
+
+    def test_off_extends_without_reading(self):
+        driver = self.make_driver(
+            base.OURS, **{options.VERIFY_ARRAY_SIZE: False})
+        source = self.volume(8, 8)
+        self.gateway.reset_calls()
+        driver.create_cloned_volume(self.new_volume(9), source)
+        self.assertEqual(["snapshotVolumes", "setVolumeSize"],
+                         self.gateway.ops())
+
+    def test_off_still_skips_what_the_database_proves(self):
+        driver = self.make_driver(
+            base.OURS, **{options.VERIFY_ARRAY_SIZE: False})
+        source = self.volume(60, 64)
+        self.gateway.reset_calls()
+        driver.create_cloned_volume(self.new_volume(62), source)
+        self.assertEqual(["snapshotVolumes"], self.gateway.ops())
+
+
+class DecisionLog(base.DriverTestCase):
+    """Each sizing decision is one INFO line an operator can read."""
+
+    def test_seed_decision_logged(self):
+        driver = self.make_driver(base.OURS)
+        source = self.volume(60, 64)
+        new = self.new_volume(60)
+        with self.assertLogs("powerflex_cache_driver.driver",
+                             logging.INFO) as logs:
+            driver.create_cloned_volume(new, source)
+        decisions = [line for line in logs.output if "extend" in line]
+        self.assertEqual(
+            ["INFO:powerflex_cache_driver.driver:Volume %s: array size at "
+             "least 64 GiB already covers requested 60 GiB; no extend."
+             % new.id], decisions)
+
+    def test_extend_decision_logged_with_array_size(self):
+        driver = self.make_driver(base.OURS)
+        volume = self.volume(8, 8)
+        with self.assertLogs("powerflex_cache_driver.driver",
+                             logging.INFO) as logs:
+            driver.extend_volume(volume, 9)
+        self.assertIn("array size 8 GiB is below requested 9 GiB; extend "
+                      "to 16 GiB", "\n".join(logs.output))
+
+    def test_password_never_logged(self):
+        logger = logging.getLogger()
+        with self.assertLogs(logger, logging.DEBUG) as logs:
+            driver = self.make_driver(base.OURS)
+            driver.create_cloned_volume(self.new_volume(9),
+                                        self.volume(8, 8))
+        self.assertNotIn("not-logged", "\n".join(logs.output))
+        self.assertNotIn("fake-token", "\n".join(logs.output))
+
+
+class DriverLoading(base.DriverTestCase):
+    """cinder-volume loads the drivers from volume_driver."""
+
+    def test_volume_manager_loads_sdc_driver(self):
+        self.override_config(
+            "volume_driver", "powerflex_cache_driver.driver."
+            "PowerFlexCacheDriver", "backend_defaults")
+        volume_manager = manager.VolumeManager(service_name="powerflex")
+        self.assertIsInstance(volume_manager.driver, base.OURS)
+        self.assertIsInstance(volume_manager.driver, base.STOCK)
+
+    def test_volume_manager_loads_nvme_driver(self):
+        self.override_config(
+            "volume_driver", "powerflex_cache_driver.driver."
+            "PowerFlexCacheNVMeDriver", "backend_defaults")
+        if compat.STOCK_NVME_DRIVER is None:
+            error = self.assertRaises(exception.InvalidConfigurationValue,
+                                      manager.VolumeManager,
+                                      service_name="powerflex")
+            self.assertIn("volume_driver", str(error))
+            return
+        volume_manager = manager.VolumeManager(service_name="powerflex")
+        self.assertIsInstance(volume_manager.driver,
+                              compat.STOCK_NVME_DRIVER)
