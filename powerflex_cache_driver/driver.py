@@ -31,20 +31,23 @@ how sizes are handled (see :mod:`powerflex_cache_driver.sizing`):
 """
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-from oslo_config import cfg
-from oslo_log import log as logging
-from oslo_utils import excutils
-from oslo_utils import units
-
+from cinder import context as cinder_context
 from cinder import exception
 from cinder.i18n import _
 from cinder import interface
 from cinder.objects import fields
 from cinder.volume import configuration
+from cinder.volume import volume_utils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import excutils
+from oslo_utils import units
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import data_copy
+from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
 from powerflex_cache_driver import sizing
 
@@ -154,7 +157,66 @@ class PowerFlexCacheMixin:
                           "%(pid)s; remove it from the array by hand.",
                           {"vol": volume_id, "pid": provider_id})
 
+    def _pool_reads_zeros(self, volume: Any) -> bool:
+        """Whether a new volume in ``volume``'s pool reads back zeros."""
+        pd, sp = self._extract_domain_and_pool_from_host(volume.host)
+        properties = self._get_client().get_storage_pool_properties(pd, sp)
+        return bool(properties.get("zeroPaddingEnabled"))
+
+    def copy_volume_data_sparse(self, context: Any, src_volume: Any,
+                                dst_volume: Any) -> data_copy.CopyStats:
+        """Copy one volume's data into another through this host.
+
+        Zero blocks are skipped when the destination pool pads with zeros.
+        """
+        skip_zeros = self._pool_reads_zeros(dst_volume)
+        if not skip_zeros:
+            LOG.info("Volume %s: pool is not zero-padded, copying every "
+                     "block.", dst_volume.id)
+        return data_copy.HostAssistedCopy(self).copy(
+            context, src_volume, dst_volume, skip_zeros)
+
+    def _create_volume_by_copy(self, volume: Any, source: Any) -> dict:
+        """Create ``volume`` in its own pool holding ``source``'s data."""
+        model_update = self.create_volume(volume)
+        volume.update(model_update)
+        try:
+            self.copy_volume_data_sparse(cinder_context.get_admin_context(),
+                                         source,
+                                         volume)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._remove_unfinished(volume.id,
+                                        model_update["provider_id"])
+        return model_update
+
     # -- overridden driver methods ------------------------------------------
+
+    def clone_image(self, context: Any, volume: Any, image_location: Any,
+                    image_meta: dict, image_service: Any
+                    ) -> tuple[Optional[dict], bool]:
+        """Create a volume from an image on the array when possible.
+
+        See :mod:`powerflex_cache_driver.image_clone` for the order.
+        """
+        if not self.configuration.safe_get(options.CLONE_IMAGE):
+            return None, False
+        return image_clone.ImageCloner(self).clone_image(
+            context, volume, image_location, image_meta)
+
+    def create_cloned_volume(self, volume: Any, src_vref: Any) -> dict:
+        """Clone a volume: one array snapshot, or a copy across pools."""
+        if not image_clone.same_pool(volume, src_vref):
+            LOG.info("Volume %(vol)s: source %(src)s is in storage pool "
+                     "%(src_pool)s, not %(pool)s; copying through this "
+                     "host.",
+                     {"vol": volume.id, "src": src_vref.id,
+                      "src_pool": volume_utils.extract_host(src_vref.host,
+                                                            "pool"),
+                      "pool": volume_utils.extract_host(volume.host,
+                                                        "pool")})
+            return self._create_volume_by_copy(volume, src_vref)
+        return super().create_cloned_volume(volume, src_vref)
 
     def create_volume(self, volume: Any) -> dict:
         """Create a volume; the database keeps the requested size."""

@@ -23,6 +23,8 @@ import itertools
 from oslo_config import cfg
 
 VERIFY_ARRAY_SIZE = "powerflex_cache_verify_array_size"
+CLONE_IMAGE = "powerflex_cache_clone_image"
+ROTATE_FULL_VTREE = "powerflex_cache_rotate_full_vtree"
 
 cache_opts = [
     cfg.BoolOpt(VERIFY_ARRAY_SIZE,
@@ -33,6 +35,22 @@ cache_opts = [
                      "real array size (one GET per array volume) and send "
                      "setVolumeSize only if it is still needed. When "
                      "False, the extend is sent without that read."),
+    cfg.BoolOpt(CLONE_IMAGE,
+                default=True,
+                help="Create volumes from images on the array in "
+                     "clone_image: from the volume a raw image's cinder:// "
+                     "location names, or from a fresh image-volume cache "
+                     "entry of this host or cluster whatever the image's "
+                     "disk format. When False, Cinder's own cache and "
+                     "download path is used."),
+    cfg.BoolOpt(ROTATE_FULL_VTREE,
+                default=True,
+                help="When the vtree of an image-volume cache entry is full "
+                     "(126 snapshots, or "
+                     "powerflex_max_image_cache_vtree_size), copy the entry "
+                     "through this host into a new volume that replaces it, "
+                     "instead of letting Cinder download the image again. "
+                     "Needs powerflex_cache_clone_image."),
 ]
 
 
