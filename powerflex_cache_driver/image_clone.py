@@ -218,7 +218,13 @@ class ImageCloner:
                          "False; Cinder takes over.",
                          {"vol": volume.id, "src": source.id})
                 return NOT_CLONED
-        source = self._rotate(internal, volume, entry, image_meta)
+        try:
+            source = self._rotate(internal, volume, entry, image_meta)
+        except Exception:
+            LOG.exception("Volume %(vol)s: could not replace cache entry "
+                          "%(src)s whose vtree is full; Cinder takes over.",
+                          {"vol": volume.id, "src": entry["volume_id"]})
+            return NOT_CLONED
         return self.driver.create_cloned_volume(volume, source), True
 
     def _rotate(self, internal: Any, volume: Any, entry: Any,
@@ -248,6 +254,9 @@ class ImageCloner:
             new = self._copy_to_new_cache_volume(internal, old, image_meta)
             cache = self._cache()
             cache.create_cache_entry(internal, new, image_id, image_meta)
+            # Evict at once so nobody clones the old entry any more; its
+            # volume is deleted the way Cinder deletes cache entries.
+            cache.evict(internal, entry)
             cache.delete_cached_volume(
                 internal, entry, "Replacing image-volume cache entry whose "
                 "vtree is full")
