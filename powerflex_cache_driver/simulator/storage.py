@@ -1,0 +1,149 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Sparse files backing the simulated volumes.
+
+Every volume is a sparse file of exactly its ``sizeInKb``: creating one
+costs no disk space, a snapshot or clone copies only the data its source
+holds (``SEEK_DATA``/``SEEK_HOLE``, with a zero-block scan as fallback),
+extending truncates up and removing deletes the file. Data written into a
+backing file (directly, or through the ``/dev/disk/by-id`` style link the
+simulator publishes while the volume is mapped) is therefore real data that
+snapshots, clones and reverts carry along.
+"""
+
+import errno
+import os
+from typing import Iterator
+
+KIB = 1024
+CHUNK = 1024 * KIB
+BLOCK = 64 * KIB
+
+
+class SparseStore:
+    """A directory of sparse backing files named after volume ids."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+
+    def path_for(self, volume_id: str) -> str:
+        """Return the backing file path of ``volume_id``."""
+        return os.path.join(self.directory, "vol-%s.img" % volume_id)
+
+    def create(self, volume_id: str, size_bytes: int) -> str:
+        """Create an all-zero sparse file of ``size_bytes``; return path."""
+        path = self.path_for(volume_id)
+        with open(path, "wb") as handle:
+            handle.truncate(size_bytes)
+        return path
+
+    def clone(self, source_path: str, volume_id: str) -> str:
+        """Create a point-in-time sparse copy of ``source_path``."""
+        path = self.path_for(volume_id)
+        size = os.path.getsize(source_path)
+        with open(source_path, "rb") as src, open(path, "wb") as dst:
+            dst.truncate(size)
+            copy_sparse(src.fileno(), dst.fileno(), size)
+        return path
+
+    @staticmethod
+    def resize(path: str, size_bytes: int) -> None:
+        """Grow (never shrink) ``path`` to ``size_bytes``."""
+        if os.path.getsize(path) < size_bytes:
+            os.truncate(path, size_bytes)
+
+    @staticmethod
+    def overwrite(source_path: str, path: str) -> None:
+        """Replace the content of ``path`` with that of ``source_path``.
+
+        The destination keeps its size (the source is never larger) and its
+        inode, so an open mapping of the destination sees the new content.
+        """
+        size = os.path.getsize(path)
+        src_size = os.path.getsize(source_path)
+        with open(source_path, "rb") as src, open(path, "r+b") as dst:
+            dst.truncate(0)
+            dst.truncate(size)
+            copy_sparse(src.fileno(), dst.fileno(), min(size, src_size))
+
+    @staticmethod
+    def remove(path: str) -> None:
+        """Delete ``path``; a missing file is not an error."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    @staticmethod
+    def allocated_bytes(path: str) -> int:
+        """Return the bytes really allocated on disk for ``path``."""
+        try:
+            return os.stat(path).st_blocks * 512
+        except FileNotFoundError:
+            return 0
+
+
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """Yield ``(offset, length)`` of the data regions of ``fd``.
+
+    Uses ``SEEK_DATA``/``SEEK_HOLE``; when the file system does not support
+    them the whole file is one extent and the caller's zero-block scan does
+    the work.
+    """
+    seek_data = getattr(os, "SEEK_DATA", None)
+    seek_hole = getattr(os, "SEEK_HOLE", None)
+    if seek_data is None or seek_hole is None:
+        yield 0, size
+        return
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, seek_data)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                return
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                yield offset, size - offset
+                return
+            raise
+        if start >= size:
+            return
+        end = min(os.lseek(fd, start, seek_hole), size)
+        yield start, end - start
+        offset = end
+
+
+def copy_sparse(src_fd: int, dst_fd: int, size: int) -> int:
+    """Copy the first ``size`` bytes of ``src_fd`` onto ``dst_fd`` sparsely.
+
+    Only data extents are read, and blocks that are all zeros are not
+    written, so holes stay holes. The destination must already be zero
+    (freshly truncated) over the copied range.
+
+    :returns: the number of bytes written.
+    """
+    written = 0
+    zero = bytes(BLOCK)
+    for start, length in data_extents(src_fd, size):
+        offset, end = start, start + length
+        while offset < end:
+            chunk = os.pread(src_fd, min(CHUNK, end - offset), offset)
+            if not chunk:
+                break
+            for pos in range(0, len(chunk), BLOCK):
+                block = chunk[pos:pos + BLOCK]
+                if block != zero[:len(block)]:
+                    os.pwrite(dst_fd, block, offset + pos)
+                    written += len(block)
+            offset += len(chunk)
+    return written

@@ -1,0 +1,80 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``python -m powerflex_cache_driver.simulator`` runs until SIGTERM."""
+
+import configparser
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import fixtures
+import requests
+import testtools
+
+import powerflex_cache_driver
+from powerflex_cache_driver.simulator import cli
+from tests.unit.simulator import base
+
+ROOT = os.path.dirname(os.path.dirname(powerflex_cache_driver.__file__))
+
+
+class TestCommandLine(testtools.TestCase):
+
+    def test_parser(self):
+        args = cli.build_parser().parse_args(
+            ["--port", "0", "--gen-type", "EC", "--pool", "A", "--pool",
+             "B"])
+        self.assertEqual((0, "EC", ["A", "B"]),
+                         (args.port, args.gen_type, args.pools))
+
+    def test_serves_until_sigterm(self):
+        self.useFixture(base.GreenSSLFixture())
+        workdir = self.useFixture(fixtures.TempDir()).path
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "powerflex_cache_driver.simulator",
+             "--port", "0", "--workdir", workdir, "--gen-type", "EC"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=env)
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.stdout.close)
+        lines = {}
+        for line in proc.stdout:
+            key, _sep, value = line.partition(":")
+            lines[key.strip()] = value.strip()
+            if line.startswith("Stop with"):
+                break
+        try:
+            url = lines["URL"]
+            ca = lines["CA cert"]
+            self.assertTrue(url.startswith("https://127.0.0.1:"))
+            self.assertTrue(ca.startswith(workdir))
+            config_path = os.path.join(workdir, "cinder-backend.conf")
+            self.assertIn(config_path, lines["Credentials"])
+            self.assertEqual(0o600,
+                             stat.S_IMODE(os.stat(config_path).st_mode))
+            parser = configparser.ConfigParser()
+            parser.read(config_path)
+            section = parser["powerflex"]
+            self.assertNotIn(section["san_password"], "".join(lines.values()))
+            r = requests.get(url + "/login", verify=ca, timeout=5,
+                             auth=(section["san_login"],
+                                   section["san_password"]))
+            self.assertEqual(200, r.status_code)
+            r = requests.get(url + "/version", verify=ca, timeout=5,
+                             auth=("admin", r.json()))
+            self.assertEqual("5.0", r.json())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(10))
