@@ -81,3 +81,20 @@ class _UnavailableNVMeDriver(STOCK_SDC_DRIVER):
 
 NVME_DRIVER_BASE: type = STOCK_NVME_DRIVER or _UnavailableNVMeDriver
 """Base class of the NVMe-TCP variant on this release."""
+
+
+def with_sdc_guid(connection_info: dict, connector: dict) -> dict:
+    """Put the connector's ``sdc_guid`` into SDC connection info.
+
+    Cinder 29 returns it; Cinder 27 maps the volume itself but leaves it
+    out, and os-brick 7 then takes its legacy path, which maps the volume
+    again through a gateway address the connection info does not carry, so
+    attaching fails. With ``sdc_guid`` os-brick only waits for the device,
+    as the driver already mapped it.
+    """
+    data = connection_info.get("data")
+    if (connection_info.get("driver_volume_type") == "scaleio" and
+            data is not None and not data.get("sdc_guid") and
+            connector.get("sdc_guid")):
+        data["sdc_guid"] = connector["sdc_guid"]
+    return connection_info

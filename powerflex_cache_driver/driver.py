@@ -299,6 +299,13 @@ class PowerFlexCacheMixin:
 class PowerFlexCacheDriver(PowerFlexCacheMixin, compat.STOCK_SDC_DRIVER):
     """PowerFlex driver (SDC, ``scaleio`` protocol) with the size policy."""
 
+    def _initialize_connection(self, vol_or_snap: Any, connector: dict,
+                               *args: Any) -> dict:
+        """Map a volume or snapshot; the connection info names the SDC."""
+        return compat.with_sdc_guid(
+            super()._initialize_connection(vol_or_snap, connector, *args),
+            connector)
+
 
 @interface.volumedriver
 class PowerFlexCacheNVMeDriver(PowerFlexCacheMixin, compat.NVME_DRIVER_BASE):

@@ -17,7 +17,6 @@ from cinder import context
 from cinder import objects
 from cinder.tests.unit import fake_snapshot
 from cinder.tests.unit import fake_volume
-from cinder.tests.unit import test
 from cinder.volume import configuration as conf
 from cinder.volume.drivers.dell_emc.powerflex import driver as stock
 from cinder.volume.drivers.san import san
@@ -26,6 +25,7 @@ from requests_mock.contrib import fixture as rm_fixture
 
 from powerflex_cache_driver import driver as ours
 from powerflex_cache_driver import options
+from tests import base as tests_base
 from tests.unit import fake_gateway
 
 
@@ -34,22 +34,13 @@ STOCK = stock.PowerFlexDriver
 HOST = "cinder@powerflex#PD1:SP1"
 
 
-class DriverTestCase(test.TestCase):
+class DriverTestCase(tests_base.CinderTestCase):
     """Build drivers the way cinder-volume does, against a mocked array."""
 
     def setUp(self) -> None:
         super().setUp()
         self.ctx = context.get_admin_context()
         self.mocker = self.useFixture(rm_fixture.Fixture(case_sensitive=True))
-
-    def _common_cleanup(self) -> None:
-        # Cinder's cleanup deletes every public instance attribute; pytest's
-        # unittest support keeps the test method there while it runs and
-        # removes it afterwards, so keep it for pytest to find.
-        test_methods = {name: value for name, value in self.__dict__.items()
-                        if name.startswith("test")}
-        super()._common_cleanup()
-        self.__dict__.update(test_methods)
 
     def make_driver(self, driver_class: type, gen_type: str = "Mirroring",
                     replication: bool = False, **overrides: Any) -> Any:

@@ -1,0 +1,107 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Base test case: a cinder-volume service for one PowerFlex driver.
+
+:class:`FunctionalTestCase` builds, for every test:
+
+* a PowerFlex gateway simulator over HTTPS (:mod:`tests.functional.cloud`);
+* Cinder's SQLite database, fake notifier and RPC transport, through
+  Cinder's own ``cinder.tests.unit.test.TestCase``;
+* a ``[powerflex]`` backend section naming the driver under test by class
+  path, with certificate verification on, the image-volume cache enabled
+  and an internal tenant;
+* a real ``VolumeManager`` (``init_host``, ``init_host_with_rpc``) and a
+  real volume API, joined by :mod:`tests.functional.rpc`;
+* the simulated SDC registered with os-brick (:mod:`tests.functional.sdc`)
+  and an image service serving real files
+  (:mod:`tests.functional.image_service`).
+
+Subclasses set :attr:`FunctionalTestCase.VOLUME_DRIVER`;
+:class:`StockDriverTestCase` and :class:`OurDriverTestCase` are the two
+drivers every scenario runs against.
+"""
+
+import importlib.metadata
+import os
+import shutil
+from typing import Any, Optional
+
+from tests import base as tests_base
+from tests.functional import cloud
+
+
+def qemu_img_available() -> bool:
+    """Tell whether ``qemu-img`` is on the PATH."""
+    return shutil.which("qemu-img") is not None
+
+
+class FunctionalTestCase(tests_base.CinderTestCase, cloud.CloudMixin):
+    """One cinder-volume service, its API and a simulated PowerFlex."""
+
+    VOLUME_DRIVER: Optional[str] = None
+    """Class path of the driver under test (``volume_driver``)."""
+
+    DRIVER_LABEL = "abstract"
+
+    def setUp(self) -> None:
+        if self.VOLUME_DRIVER is None:
+            self.skipTest("no volume_driver: abstract test case")
+        if not qemu_img_available():
+            self.skipTest("qemu-img is not installed (Debian: qemu-utils)")
+        if os.geteuid() != 0:
+            self.skipTest("Cinder runs qemu-img and dd as root; run the "
+                          "functional tests as root")
+        super().setUp()
+        self.build_cloud(self.VOLUME_DRIVER)
+
+    @property
+    def is_ours(self) -> bool:
+        """True when the driver under test is this package's."""
+        return self.VOLUME_DRIVER == cloud.OURS
+
+    def host_copy_unsupported(self, connection_info: dict) -> None:
+        """Stop a test whose driver cannot attach volumes to this host.
+
+        Cinder 27's PowerFlex driver maps volumes itself but returns
+        connection info without ``sdc_guid``; os-brick 7 then takes its
+        legacy path, which maps through a gateway address the connection
+        info does not hold, so every host-assisted copy (image to volume)
+        fails, with the simulator as with a real array. That is a known
+        upstream combination for the stock driver (skipped); for ours it
+        is a defect (failed).
+        """
+        msg = ("%s returned connection info without sdc_guid (keys: %s): "
+               "os-brick %s takes its legacy mapping path and cannot attach "
+               "the volume, so Cinder cannot copy an image to it" %
+               (self.VOLUME_DRIVER, ", ".join(sorted(connection_info)),
+                importlib.metadata.version("os-brick")))
+        if self.is_ours:
+            self.fail(msg)
+        self.skipTest(msg)
+
+    def expect(self, stock: Any, ours: Any) -> Any:
+        """Pick the expectation of the driver under test."""
+        return ours if self.is_ours else stock
+
+
+class StockDriverTestCase(FunctionalTestCase):
+    """Cinder's own ``PowerFlexDriver``."""
+
+    VOLUME_DRIVER = cloud.STOCK
+    DRIVER_LABEL = "stock"
+
+
+class OurDriverTestCase(FunctionalTestCase):
+    """This package's ``PowerFlexCacheDriver``."""
+
+    VOLUME_DRIVER = cloud.OURS
+    DRIVER_LABEL = "ours"

@@ -1,0 +1,415 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""A small cloud for one test: volume service, API, array and images.
+
+:class:`CloudMixin` is mixed into a ``cinder.tests.unit.test.TestCase``
+(it uses its ``useFixture``, ``override_config`` and ``patch``). It wires
+the pieces described in :mod:`tests.functional.base` and offers the user
+operations the scenarios need, each returning the REST calls the array
+received while Cinder served it.
+"""
+
+import collections
+import dataclasses
+import os
+from typing import Any, Optional
+import uuid
+
+from cinder import context as cinder_context
+from cinder.db import api as db_api
+from cinder import exception
+from cinder import objects
+from cinder.objects import base as objects_base
+from cinder import quota
+from cinder.volume import api as volume_api
+from cinder.volume import configuration
+from cinder.volume import driver as base_driver
+from cinder.volume.drivers.san import san
+from cinder.volume import manager as volume_manager
+from cinder.volume import volume_utils
+import fixtures
+from oslo_utils import importutils
+from oslo_utils import units
+
+from powerflex_cache_driver import simulator
+from tests.functional import gateway
+from tests.functional import image_service
+from tests.functional import images
+from tests.functional import rpc
+from tests.functional import sdc
+
+STOCK = "cinder.volume.drivers.dell_emc.powerflex.driver.PowerFlexDriver"
+OURS = "powerflex_cache_driver.driver.PowerFlexCacheDriver"
+
+BACKEND = "powerflex"
+SERVICE_HOST = "cinder-functional@%s" % BACKEND
+PROTECTION_DOMAIN = "PD1"
+POOL = "%s:SP1" % PROTECTION_DOMAIN
+SDC_GUID = simulator.DEFAULT_SDC_GUID
+
+PROJECT_ID = "7b0f3c2e-1d0a-4c59-9a53-4f1d2a6b0c11"
+USER_ID = "c0f3a1de-6b9e-4b0f-8a3e-0f6c5d1e2a22"
+INTERNAL_PROJECT_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c33"
+INTERNAL_USER_ID = "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e044"
+
+QUOTA_DEFAULTS = {"quota_volumes": 200, "quota_snapshots": 200,
+                  "quota_gigabytes": 20000, "per_volume_size_limit": -1}
+
+
+@dataclasses.dataclass
+class Recorded:
+    """The REST requests the array received during one user operation."""
+
+    name: str
+    calls: list
+
+    def of(self, op: str) -> list:
+        """Return the requests of one operation name."""
+        return [call for call in self.calls if call.op == op]
+
+    def counts(self) -> collections.Counter:
+        """Requests by operation name."""
+        return collections.Counter(call.op for call in self.calls)
+
+    @property
+    def extends(self) -> list[tuple[str, int]]:
+        """``(array volume id, sizeInGB)`` of every ``setVolumeSize``."""
+        return [(call.volume_id, int(call.body["sizeInGB"]))
+                for call in self.of("setVolumeSize")]
+
+    @property
+    def extend_targets(self) -> list[int]:
+        """The ``sizeInGB`` of every ``setVolumeSize``, in order."""
+        return [size for _unused, size in self.extends]
+
+
+class CloudMixin:
+    """Build the cloud and drive it as a user would."""
+
+    # -- construction --------------------------------------------------------
+
+    def build_cloud(self, driver_path: str) -> None:
+        """Start the array, configure and start cinder-volume."""
+        self.workdir = self.useFixture(fixtures.TempDir()).path
+        self.sim = self.useFixture(gateway.SimulatorFixture(
+            os.path.join(self.workdir, "array"),
+            protection_domain=PROTECTION_DOMAIN, pools=("SP1", "SP2"),
+            sdc_guids=(SDC_GUID,))).sim
+
+        self.sdc = self.useFixture(
+            sdc.SimulatedSdcFixture(SDC_GUID, self.sim.by_id_dir)).sdc
+        self.useFixture(sdc.InProcessPrivsepFixture())
+
+        self.images = image_service.FakeImageService()
+        self.patch("cinder.image.glance.get_remote_image_service",
+                   side_effect=image_service.as_remote_service(self.images))
+        self.patch("cinder.image.glance.get_default_image_service",
+                   return_value=self.images)
+
+        self._configure(driver_path)
+        self.admin_ctx = cinder_context.get_admin_context()
+        self.user_ctx = cinder_context.RequestContext(
+            user_id=USER_ID, project_id=PROJECT_ID, is_admin=False,
+            roles=["member", "reader"])
+        self._start_volume_service()
+        self.sim.reset_calls()
+
+    def _configure(self, driver_path: str) -> None:
+        """Write the equivalent of cinder.conf for one backend."""
+        driver_class = importutils.import_class(driver_path)
+        opts = (volume_manager.volume_backend_opts + base_driver.volume_opts +
+                base_driver.image_opts + san.san_opts +
+                list(driver_class.get_driver_options()))
+        try:
+            from powerflex_cache_driver import options as our_options
+        except ImportError:  # pragma: no cover - ours not built yet
+            pass
+        else:
+            opts += list(our_options.cache_opts)
+        # Registers every option in [backend_defaults] and [powerflex].
+        configuration.Configuration(opts, config_group=BACKEND)
+
+        conversion_dir = os.path.join(self.workdir, "conversion")
+        os.makedirs(conversion_dir)
+        defaults = {
+            "enabled_backends": [BACKEND],
+            "image_conversion_dir": conversion_dir,
+            "cinder_internal_tenant_project_id": INTERNAL_PROJECT_ID,
+            "cinder_internal_tenant_user_id": INTERNAL_USER_ID,
+            "reinit_driver_count": 0,
+        }
+        defaults.update(QUOTA_DEFAULTS)
+        for name, value in defaults.items():
+            self.override_config(name, value)
+
+        backend = dict(self.sim.backend_options(pools=["SP1"]))
+        backend.update({
+            "volume_driver": driver_path,
+            "volume_backend_name": BACKEND,
+            "san_ip": "127.0.0.1",
+            "driver_ssl_cert_verify": True,
+            "driver_ssl_cert_path": self.sim.ca_cert_path,
+            "powerflex_storage_pools": POOL,
+            "image_volume_cache_enabled": True,
+        })
+        for name, value in backend.items():
+            self.override_config(name, value, group=BACKEND)
+
+    def _start_volume_service(self) -> None:
+        """Register the service and start its manager as cinder-volume."""
+        service = objects.Service(
+            context=self.admin_ctx, host=SERVICE_HOST,
+            binary="cinder-volume", topic="cinder-volume",
+            availability_zone="nova", report_count=0,
+            rpc_current_version=volume_manager.VolumeManager.RPC_API_VERSION,
+            object_current_version=objects_base.OBJ_VERSIONS.get_current())
+        service.create()
+        self.manager = volume_manager.VolumeManager(
+            host=SERVICE_HOST, service_name=BACKEND)
+        self.manager.init_host(added_to_cluster=None, service_id=service.id)
+        if not self.manager.driver.initialized:
+            self.fail("driver %s did not initialize against the simulator"
+                      % type(self.manager.driver).__name__)
+        self.manager.init_host_with_rpc()
+        self.driver = self.manager.driver
+
+        self.casts = rpc.CastQueue()
+        scheduler = rpc.FakeSchedulerAPI(self.casts, self.manager, POOL)
+        volume_rpc = rpc.FakeVolumeRPCAPI(self.casts, self.manager)
+        self.api = volume_api.API()
+        self.api.scheduler_rpcapi = scheduler
+        self.api.volume_rpcapi = volume_rpc
+        # The image-volume cache deletes stale entries through its own API.
+        cache = self.manager.image_volume_cache
+        if cache is None:
+            self.fail("the image-volume cache is not enabled")
+        cache.volume_api.scheduler_rpcapi = scheduler
+        cache.volume_api.volume_rpcapi = volume_rpc
+
+    # -- recording -----------------------------------------------------------
+
+    def _record(self, name: str, mark: int) -> Recorded:
+        calls = self.sim.calls[mark:]
+        recorded = Recorded(name, calls)
+        self.operations.append(recorded)
+        return recorded
+
+    @property
+    def operations(self) -> list[Recorded]:
+        """Every user operation run in this test, with its REST calls."""
+        ops = self.__dict__.get("_operations")
+        if ops is None:
+            ops = self.__dict__["_operations"] = []
+        return ops
+
+    # -- images ---------------------------------------------------------------
+
+    def make_image(self, name: str, virtual_size: int,
+                   pieces: list[tuple[int, int]], seed: str,
+                   disk_format: str = "raw",
+                   owner: str = PROJECT_ID) -> tuple[dict, images.DiskImage]:
+        """Create an image file with qemu-img and publish it."""
+        image_dir = os.path.join(self.workdir, "images")
+        os.makedirs(image_dir, exist_ok=True)
+        raw = images.make_raw(os.path.join(image_dir, "%s.raw" % name),
+                              virtual_size, pieces, seed)
+        disk_image = raw
+        if disk_format == "qcow2":
+            disk_image = images.make_qcow2(
+                raw, os.path.join(image_dir, "%s.qcow2" % name))
+        elif disk_format != "raw":
+            raise ValueError("unsupported disk format %s" % disk_format)
+        meta = self.images.add_image(disk_image, owner=owner, name=name)
+        return meta, disk_image
+
+    def require_conversion_space(self, disk_image: images.DiskImage) -> None:
+        """Skip when Cinder would refuse the image for lack of space.
+
+        Cinder checks that its conversion directory has room for the
+        image's ``size`` (the file size, 60 GiB for a 60 GiB raw image)
+        even though the sparse download takes almost nothing.
+        """
+        conversion_dir = os.path.join(self.workdir, "conversion")
+        free = os.statvfs(conversion_dir)
+        free_bytes = free.f_bavail * free.f_frsize
+        if free_bytes <= disk_image.file_size:
+            self.skipTest("Cinder requires %d bytes free in "
+                          "image_conversion_dir for this image, only %d "
+                          "available" % (disk_image.file_size, free_bytes))
+
+    # -- user operations ----------------------------------------------------
+
+    def _deliver(self) -> None:
+        self.casts.drain()
+
+    def create_volume(self, size: int, image_id: Optional[str] = None,
+                      snapshot: Optional[Any] = None,
+                      source_volume: Optional[Any] = None,
+                      expect_status: str = "available"
+                      ) -> tuple[Any, Recorded]:
+        """Create a volume through the volume API, as a user would."""
+        mark = len(self.sim.calls)
+        volume = self.api.create(
+            self.user_ctx, size, "vol-%s" % uuid.uuid4().hex[:8], None,
+            image_id=image_id, snapshot=snapshot,
+            source_volume=source_volume)
+        self._deliver()
+        volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
+        if volume.status == "error" and self.sdc.legacy_attempts:
+            self.host_copy_unsupported(self.sdc.legacy_attempts[0])
+        self.assertEqual(expect_status, volume.status,
+                         "volume %s is %s" % (volume.id, volume.status))
+        return volume, self._record("create %s" % size, mark)
+
+    def delete_volume(self, volume: Any,
+                      ctx: Optional[Any] = None) -> Recorded:
+        """Delete a volume through the volume API (as its user)."""
+        ctx = ctx or self.user_ctx
+        mark = len(self.sim.calls)
+        volume = objects.Volume.get_by_id(ctx, volume.id)
+        self.api.delete(ctx, volume)
+        self._deliver()
+        self.assertRaises(exception.VolumeNotFound, objects.Volume.get_by_id,
+                          self.admin_ctx, volume.id)
+        return self._record("delete %s" % volume.id, mark)
+
+    def delete_cache_entries(self) -> list[Recorded]:
+        """Delete every image-volume cache entry, as an admin would."""
+        recorded = []
+        for entry in self.cache_entries():
+            volume = objects.Volume.get_by_id(self.admin_ctx,
+                                              entry["volume_id"])
+            recorded.append(self.delete_volume(volume, self.admin_ctx))
+        self.assertEqual([], self.cache_entries())
+        return recorded
+
+    def create_snapshot(self, volume: Any) -> tuple[Any, Recorded]:
+        """Snapshot a volume through the volume API."""
+        mark = len(self.sim.calls)
+        volume = objects.Volume.get_by_id(self.user_ctx, volume.id)
+        snapshot = self.api.create_snapshot(
+            self.user_ctx, volume, "snap-%s" % uuid.uuid4().hex[:8], None)
+        self._deliver()
+        snapshot = objects.Snapshot.get_by_id(self.admin_ctx, snapshot.id)
+        self.assertEqual("available", snapshot.status)
+        return snapshot, self._record("snapshot %s" % volume.id, mark)
+
+    def delete_snapshot(self, snapshot: Any) -> Recorded:
+        """Delete a snapshot through the volume API."""
+        mark = len(self.sim.calls)
+        snapshot = objects.Snapshot.get_by_id(self.user_ctx, snapshot.id)
+        self.api.delete_snapshot(self.user_ctx, snapshot)
+        self._deliver()
+        return self._record("delete snapshot %s" % snapshot.id, mark)
+
+    def extend_volume(self, volume: Any, new_size: int
+                      ) -> tuple[Any, Recorded]:
+        """Extend a volume through the volume API."""
+        mark = len(self.sim.calls)
+        volume = objects.Volume.get_by_id(self.user_ctx, volume.id)
+        self.api.extend(self.user_ctx, volume, new_size)
+        self._deliver()
+        volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
+        self.assertEqual("available", volume.status)
+        return volume, self._record("extend %s" % new_size, mark)
+
+    # -- what the test looks at --------------------------------------------
+
+    def quota_usage(self, project_id: str = PROJECT_ID) -> dict[str, int]:
+        """Return the project's ``in_use`` volumes, gigabytes, snapshots."""
+        quotas = quota.QUOTAS.get_project_quotas(self.admin_ctx, project_id,
+                                                 usages=True)
+        usage = {name: quotas[name]["in_use"]
+                 for name in ("volumes", "gigabytes", "snapshots")}
+        for name in ("volumes", "gigabytes", "snapshots"):
+            self.assertEqual(0, quotas[name]["reserved"],
+                             "%s reservations left over" % name)
+        return usage
+
+    def db_usage(self, project_id: str = PROJECT_ID) -> dict[str, int]:
+        """What the project's records add up to.
+
+        Counted as Cinder's quota sync counts them: volumes, gigabytes
+        (volumes and snapshots) and snapshots.
+        """
+        volumes, volume_gb = db_api.volume_data_get_for_project(
+            self.admin_ctx, project_id)
+        snapshots, snapshot_gb = db_api.snapshot_data_get_for_project(
+            self.admin_ctx, project_id)
+        return {"volumes": volumes or 0, "snapshots": snapshots or 0,
+                "gigabytes": (volume_gb or 0) + (snapshot_gb or 0)}
+
+    def quota_drift(self, project_id: str = PROJECT_ID) -> dict[str, int]:
+        """Quota usage minus what the records add up to (0 when right)."""
+        usage = self.quota_usage(project_id)
+        records = self.db_usage(project_id)
+        return {name: usage[name] - records[name] for name in usage}
+
+    def array_volume(self, provider_id: str) -> Any:
+        """Return the simulator's volume record."""
+        return self.sim.array.volumes[provider_id]
+
+    def array_size_gib(self, obj: Any) -> int:
+        """Physical size on the array of a volume or snapshot, in GiB."""
+        return self.array_volume(obj.provider_id).size_kb // units.Mi
+
+    def cache_entries(self, image_id: Optional[str] = None) -> list:
+        """Return the image-volume cache rows (optionally of one image)."""
+        filters = {}
+        if image_id is not None:
+            filters["image_id"] = image_id
+        return db_api.image_volume_cache_get_all(self.admin_ctx, **filters)
+
+    def cache_volume(self, image_id: str) -> Any:
+        """Return the internal tenant's volume caching ``image_id``."""
+        entries = self.cache_entries(image_id)
+        self.assertEqual(1, len(entries), entries)
+        return objects.Volume.get_by_id(self.admin_ctx,
+                                        entries[0]["volume_id"])
+
+    def assert_volume_content(self, volume: Any,
+                              disk_image: images.DiskImage) -> None:
+        """Assert the array volume holds the image's disk, then zeros."""
+        record = self.array_volume(volume.provider_id)
+        path = record.backing_path
+        self.assertEqual(record.size_kb * units.Ki, os.path.getsize(path),
+                         "backing file and array size differ")
+        diff = images.first_difference(disk_image.raw_reference, path,
+                                       disk_image.virtual_size)
+        self.assertEqual(-1, diff, "volume %s differs from the image at "
+                         "byte %d" % (volume.id, diff))
+        tail = images.first_nonzero(path, disk_image.virtual_size)
+        self.assertEqual(-1, tail, "volume %s has data after the image at "
+                         "byte %d" % (volume.id, tail))
+
+    def assert_array_matches_db(self) -> None:
+        """Every array volume is a Cinder volume or snapshot, and back."""
+        known = {v.provider_id for v in
+                 objects.VolumeList.get_all(self.admin_ctx)}
+        known |= {s.provider_id for s in
+                  objects.SnapshotList.get_all(self.admin_ctx, {})}
+        known.discard(None)
+        self.assertEqual(known, set(self.sim.array.volumes),
+                         "array volumes and Cinder's records differ")
+        self.assertEqual([], os.listdir(self.sim.by_id_dir),
+                         "volumes left mapped to the SDC")
+
+    def assert_db_size_is_requested(self, volume: Any,
+                                    requested: int) -> None:
+        """Assert the DB size of ``volume`` (ours keeps the request)."""
+        volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
+        self.assertEqual(requested, volume.size)
+
+    @staticmethod
+    def pool_host() -> str:
+        """The host string of volumes in the backend's pool."""
+        return volume_utils.append_host(SERVICE_HOST, POOL)

@@ -1,0 +1,123 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Scenario 1, the seed: a 60 GiB image into 60 GiB volumes, cache on.
+
+The traced flow the product was created from: the first volume misses the
+image-volume cache (download, 64 GiB array volume, conversion, clone into
+the cache), three more are served from the cache. For every create the
+test counts the ``setVolumeSize`` requests and their targets, checks the
+volume's bytes against the image and the array size against the database,
+and at the end that quota usage is back where it started and that no array
+volume outlived its Cinder record.
+
+What Cinder 29's stock driver does here, as observed: it sends no
+``setVolumeSize`` at all (its ``extend_volume`` compares rounded sizes, so
+the seed's "extend to 60" of a 64 GiB volume is no longer sent), but it
+records 64 GiB in the database for every clone (cache entry and cache
+hits), while the API reserved quota for 60: each hit deleted takes 4 GiB
+too many off the project's usage. With ``verify_glance_signatures =
+disabled`` the cache-miss volume is recorded at 64 GiB as well.
+"""
+
+from oslo_utils import units
+
+from tests.functional import base
+from tests.functional import cloud
+
+GIB = units.Gi
+SEED_VIRTUAL_SIZE = 60 * GIB
+SEED_PIECES = [(0, 64 * units.Ki), (GIB + 12345, 4 * units.Ki),
+               (30 * GIB, units.Mi), (SEED_VIRTUAL_SIZE - 64 * units.Ki,
+                                      64 * units.Ki)]
+BASELINE_SIZE = 32
+REQUESTED = 60
+HITS = 3
+
+
+class SeedScenario:
+    """The seed flow, for the driver of the concrete class."""
+
+    def _run_seed(self, disk_format: str,
+                  signature_verification: bool = True) -> None:
+        if not signature_verification:
+            self.override_config("verify_glance_signatures", "disabled")
+        meta, image = self.make_image("seed", SEED_VIRTUAL_SIZE, SEED_PIECES,
+                                      "seed", disk_format=disk_format)
+        self.require_conversion_space(image)
+        baseline, _unused = self.create_volume(BASELINE_SIZE)
+        start = self.quota_usage()
+
+        volumes, extends, db_sizes = [], [], []
+        for _unused in range(1 + HITS):
+            volume, recorded = self.create_volume(REQUESTED,
+                                                  image_id=meta["id"])
+            self.assertEqual(64, self.array_size_gib(volume))
+            self.assert_volume_content(volume, image)
+            for array_id, _size in recorded.extends:
+                self.assertEqual(volume.provider_id, array_id)
+            volumes.append(volume)
+            extends.append(recorded.extend_targets)
+            db_sizes.append(volume.size)
+        self.assertEqual({meta["id"]: 1}, dict(self.images.downloads))
+        cache_volume = self.cache_volume(meta["id"])
+        self.assertEqual(64, self.array_size_gib(cache_volume))
+
+        # Stock Cinder 29 sends no setVolumeSize here: the seed's "extend
+        # to 60" of a 64 GiB volume is gone; ours sends none either.
+        self.assertEqual([[]] * (1 + HITS), extends)
+        miss_db = REQUESTED
+        if not signature_verification:
+            miss_db = self.expect(stock=64, ours=REQUESTED)
+        hit_db = self.expect(stock=64, ours=REQUESTED)
+        self.assertEqual([miss_db] + [hit_db] * HITS, db_sizes)
+        self.assertEqual(self.expect(stock=64, ours=REQUESTED),
+                         cache_volume.size)
+
+        # Quota: the API reserved 60 per volume; stock records more.
+        drift = self.expect(stock=(miss_db - REQUESTED) +
+                            HITS * (hit_db - REQUESTED), ours=0)
+        self.assertEqual({"volumes": 0, "gigabytes": -drift,
+                          "snapshots": 0}, self.quota_drift())
+        # The internal tenant reserved the cache-miss volume's DB size.
+        self.assertEqual(
+            {"volumes": 0, "snapshots": 0,
+             "gigabytes": miss_db - cache_volume.size},
+            self.quota_drift(cloud.INTERNAL_PROJECT_ID))
+
+        for volume in volumes:
+            self.delete_volume(volume)
+        self.delete_cache_entries()
+        end = self.quota_usage()
+        self.assertEqual(start["volumes"], end["volumes"])
+        self.assertEqual(start["gigabytes"] - drift, end["gigabytes"])
+        self.delete_volume(baseline)
+        self.assert_array_matches_db()
+
+    def test_seed_raw_image(self) -> None:
+        """Sparse 60 GiB raw image: miss then three hits."""
+        self._run_seed("raw")
+
+    def test_seed_qcow2_image(self) -> None:
+        """The same disk as qcow2: miss then three hits."""
+        self._run_seed("qcow2")
+
+    def test_seed_without_signature_verification(self) -> None:
+        """verify_glance_signatures = disabled, as in the traced cloud."""
+        self._run_seed("qcow2", signature_verification=False)
+
+
+class TestSeedStock(SeedScenario, base.StockDriverTestCase):
+    """Cinder's PowerFlexDriver."""
+
+
+class TestSeedOurs(SeedScenario, base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""

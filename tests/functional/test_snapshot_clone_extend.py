@@ -1,0 +1,156 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Scenario 5: volumes from snapshots, clones of clones, extend_volume.
+
+A 10 GiB volume is 16 GiB on the array, and so are its snapshots and the
+clones of those. A 12 GiB volume from such a snapshot needs no extend: the
+stock driver sends ``setVolumeSize`` 16 to the 16 GiB clone anyway (when
+the database knows the source as 10 GiB), ours sends nothing.
+
+The stock driver also records rounded sizes in the database (16 for a
+10 GiB volume created empty, 16 for the 12 GiB clone), which has two
+user-visible effects asserted here: Cinder's API then refuses a 12 GiB
+volume from the snapshot of a "10 GiB" volume, or a 14 GiB clone of a
+"12 GiB" one, and the project's quota usage drifts by the rounding.
+"""
+
+from cinder import exception
+from oslo_utils import units
+
+from tests.functional import base
+
+GIB = units.Gi
+MIB = units.Mi
+VIRTUAL_SIZE = 1 * GIB
+PIECES = [(0, MIB), (VIRTUAL_SIZE // 2, MIB), (VIRTUAL_SIZE - MIB, MIB)]
+BASELINE_SIZE = 32
+
+
+class SnapshotCloneExtendScenario:
+    """Snapshots, clones and extends, for the concrete class's driver."""
+
+    def test_snapshot_clone_and_extend_of_an_image_volume(self) -> None:
+        """10 GiB volume -> snapshot -> 12 GiB -> clones -> extends."""
+        meta, image = self.make_image("tiny", VIRTUAL_SIZE, PIECES, "tiny")
+        baseline, _unused = self.create_volume(BASELINE_SIZE)
+        start = self.quota_usage()
+
+        source, recorded = self.create_volume(10, image_id=meta["id"])
+        # The cache miss makes a 1 GiB (8 on the array) volume, then
+        # extends it to the 10 asked: 16 on the array. Needed by both.
+        self.assertEqual([(source.provider_id, 16)], recorded.extends)
+        self.assertEqual(10, source.size)
+
+        snapshot, recorded = self.create_snapshot(source)
+        self.assertEqual([], recorded.extends)
+        self.assertEqual(10, snapshot.volume_size)
+        self.assertEqual(16, self.array_size_gib(snapshot))
+
+        from_snap, recorded = self.create_volume(12, snapshot=snapshot)
+        self.assertEqual(1, recorded.counts()["snapshotVolumes"])
+        self.assertEqual(
+            self.expect(stock=[(from_snap.provider_id, 16)], ours=[]),
+            recorded.extends)
+        self.assertEqual(16, self.array_size_gib(from_snap))
+        self.assertEqual(self.expect(stock=16, ours=12), from_snap.size)
+        self.assert_volume_content(from_snap, image)
+
+        # Clone of the clone, 14 GiB: the stock driver recorded the
+        # clone as 16 GiB, so Cinder's API refuses a smaller clone.
+        if self.is_ours:
+            clone14, recorded = self.create_volume(14,
+                                                   source_volume=from_snap)
+            self.assertEqual([], recorded.extends)
+            self.assertEqual(14, clone14.size)
+            self.assertEqual(16, self.array_size_gib(clone14))
+            self.assert_volume_content(clone14, image)
+            self.delete_volume(clone14)
+        else:
+            self.assertRaises(exception.InvalidInput, self.create_volume,
+                              14, source_volume=from_snap)
+
+        clone, recorded = self.create_volume(16, source_volume=from_snap)
+        self.assertEqual([], recorded.extends)
+        self.assertEqual(16, self.array_size_gib(clone))
+        self.assert_volume_content(clone, image)
+
+        clone, recorded = self.extend_volume(clone, 20)
+        self.assertEqual([(clone.provider_id, 24)], recorded.extends)
+        self.assertEqual(20, clone.size)
+        self.assertEqual(24, self.array_size_gib(clone))
+        clone, recorded = self.extend_volume(clone, 24)
+        self.assertEqual([], recorded.extends)
+        self.assertEqual(24, clone.size)
+        self.assert_volume_content(clone, image)
+
+        drift = self.expect(stock=16 - 12, ours=0)
+        self.assertEqual({"volumes": 0, "snapshots": 0,
+                          "gigabytes": -drift}, self.quota_drift())
+        for volume in (clone, from_snap):
+            self.delete_volume(volume)
+        self.delete_snapshot(snapshot)
+        self.delete_volume(source)
+        self.delete_cache_entries()
+        end = self.quota_usage()
+        self.assertEqual(start["volumes"], end["volumes"])
+        self.assertEqual(start["snapshots"], end["snapshots"])
+        self.assertEqual(start["gigabytes"] - drift, end["gigabytes"])
+        self.delete_volume(baseline)
+        self.assert_array_matches_db()
+
+    def test_snapshot_of_an_empty_volume(self) -> None:
+        """10 GiB empty volume -> snapshot -> 12 and 16 GiB volumes."""
+        baseline, _unused = self.create_volume(BASELINE_SIZE)
+        start = self.quota_usage()
+        source, recorded = self.create_volume(10)
+        self.assertEqual({"createVolume": 1}, dict(recorded.counts()))
+        self.assertEqual(16, self.array_size_gib(source))
+        self.assertEqual(self.expect(stock=16, ours=10), source.size)
+
+        snapshot, _unused = self.create_snapshot(source)
+        self.assertEqual(self.expect(stock=16, ours=10),
+                         snapshot.volume_size)
+        if self.is_ours:
+            volume12, recorded = self.create_volume(12, snapshot=snapshot)
+            self.assertEqual([], recorded.extends)
+            self.assertEqual(12, volume12.size)
+            self.assertEqual(16, self.array_size_gib(volume12))
+            self.delete_volume(volume12)
+        else:
+            # The snapshot of the "16 GiB" volume is 16 GiB to Cinder.
+            self.assertRaises(exception.InvalidInput, self.create_volume,
+                              12, snapshot=snapshot)
+        volume16, recorded = self.create_volume(16, snapshot=snapshot)
+        self.assertEqual([], recorded.extends)
+        self.assertEqual(16, self.array_size_gib(volume16))
+
+        drift = self.expect(stock=16 - 10, ours=0)
+        self.assertEqual({"volumes": 0, "snapshots": 0,
+                          "gigabytes": -drift}, self.quota_drift())
+        self.delete_volume(volume16)
+        self.delete_snapshot(snapshot)
+        self.delete_volume(source)
+        end = self.quota_usage()
+        self.assertEqual(start["volumes"], end["volumes"])
+        self.assertEqual(start["gigabytes"] - drift, end["gigabytes"])
+        self.delete_volume(baseline)
+        self.assert_array_matches_db()
+
+
+class TestSnapshotCloneExtendStock(SnapshotCloneExtendScenario,
+                                   base.StockDriverTestCase):
+    """Cinder's PowerFlexDriver."""
+
+
+class TestSnapshotCloneExtendOurs(SnapshotCloneExtendScenario,
+                                  base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""
