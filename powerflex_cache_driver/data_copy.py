@@ -20,6 +20,9 @@ known to read back zeros.
 """
 
 import dataclasses
+import errno
+import io
+import os
 import time
 from typing import Any, BinaryIO
 
@@ -37,21 +40,37 @@ DEFAULT_CHUNK_BYTES = units.Mi
 
 @dataclasses.dataclass
 class CopyStats:
-    """What a copy read and wrote."""
+    """What a copy covered, read and wrote."""
 
+    bytes_total: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
 
     @property
     def bytes_skipped(self) -> int:
-        """Zero bytes that were not written."""
-        return self.bytes_read - self.bytes_written
+        """Bytes not written: holes not read and zero chunks read."""
+        return self.bytes_total - self.bytes_written
 
     @property
     def mib_per_second(self) -> float:
-        """Read throughput."""
-        return self.bytes_read / units.Mi / max(self.seconds, 1e-6)
+        """Throughput over the whole length copied."""
+        return self.bytes_total / units.Mi / max(self.seconds, 1e-6)
+
+
+def _next_data(src: BinaryIO, offset: int, end: int) -> int:
+    """Offset of the next data at or after ``offset`` (``end`` if none).
+
+    Uses ``SEEK_DATA``, so holes of a sparse source are not even read. Where
+    the source cannot tell (a block device reports everything as data, some
+    file systems refuse), the answer is ``offset`` and the copy reads on.
+    """
+    try:
+        return min(os.lseek(src.fileno(), offset, os.SEEK_DATA), end)
+    except OSError as error:
+        return end if error.errno == errno.ENXIO else offset
+    except (AttributeError, io.UnsupportedOperation):
+        return offset
 
 
 def copy_stream(src: BinaryIO, dst: BinaryIO, length: int,
@@ -59,27 +78,33 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int,
                 skip_zeros: bool = True) -> CopyStats:
     """Copy ``length`` bytes from ``src`` to ``dst``.
 
-    With ``skip_zeros``, chunks that are all zero are not written (the
-    destination must already read back zeros there, as a new volume in a
-    zero-padded PowerFlex pool does).
+    With ``skip_zeros``, holes of the source are jumped over and chunks that
+    are all zero are not written: the destination must already read back
+    zeros there, as a new volume in a zero-padded PowerFlex pool does.
     """
     stats = CopyStats()
     zeros = bytes(chunk_bytes)
     started = time.monotonic()
     offset = 0
     while offset < length:
+        if skip_zeros:
+            data_at = _next_data(src, offset, length)
+            if data_at != offset:
+                offset = data_at
+                src.seek(offset)
+                continue
         size = min(chunk_bytes, length - offset)
         data = src.read(size)
         if not data:
             break
         stats.bytes_read += len(data)
-        if skip_zeros and data == zeros[:len(data)]:
-            dst.seek(len(data), 1)
-        else:
+        dst.seek(offset)
+        if not (skip_zeros and data == zeros[:len(data)]):
             dst.write(data)
             stats.bytes_written += len(data)
         offset += len(data)
     dst.flush()
+    stats.bytes_total = offset
     stats.seconds = time.monotonic() - started
     return stats
 
@@ -118,11 +143,12 @@ class HostAssistedCopy:
                 self._detach(context, dst_attach, dst_volume, properties)
         finally:
             self._detach(context, src_attach, src_volume, properties)
-        LOG.info("Copied volume %(src)s into volume %(dst)s: %(read)d bytes "
-                 "read, %(written)d written, %(skipped)d zero bytes skipped, "
-                 "%(secs).2f s, %(rate).1f MiB/s.",
+        LOG.info("Copied volume %(src)s into volume %(dst)s: %(total)d "
+                 "bytes, %(read)d read, %(written)d written, %(skipped)d "
+                 "zero bytes skipped, %(secs).2f s, %(rate).1f MiB/s.",
                  {"src": src_volume.id, "dst": dst_volume.id,
-                  "read": stats.bytes_read, "written": stats.bytes_written,
+                  "total": stats.bytes_total, "read": stats.bytes_read,
+                  "written": stats.bytes_written,
                   "skipped": stats.bytes_skipped, "secs": stats.seconds,
                   "rate": stats.mib_per_second})
         return stats

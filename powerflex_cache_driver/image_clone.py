@@ -40,12 +40,14 @@ from cinder.objects import fields
 from cinder import quota
 from cinder.volume import api as volume_api
 from cinder.volume import volume_utils
+from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import netutils
 from oslo_utils import timeutils
 from oslo_utils import uuidutils
 
+CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 QUOTAS = quota.QUOTAS
 
@@ -133,7 +135,14 @@ class ImageCloner:
             LOG.info("Volume %(vol)s: cloning image %(img)s from its "
                      "volume %(src)s (cinder:// location).",
                      {"vol": volume.id, "img": image_id, "src": source.id})
-            return self.driver.create_cloned_volume(volume, source), True
+            try:
+                return self.driver.create_cloned_volume(volume, source), True
+            except exception.CinderException:
+                # As Cinder's own cinder:// clone does: fall back.
+                LOG.warning("Volume %(vol)s: could not clone image volume "
+                            "%(src)s; Cinder takes over.",
+                            {"vol": volume.id, "src": source.id},
+                            exc_info=True)
         return self._clone_from_cache(context, volume, image_meta)
 
     # -- cinder:// locations --------------------------------------------------
@@ -146,6 +155,12 @@ class ImageCloner:
             return None
         ids = cinder_volume_ids(image_location)
         if not ids:
+            return None
+        if "cinder" not in CONF.allowed_direct_url_schemes:
+            LOG.info("Volume %(vol)s: image %(img)s has a cinder:// "
+                     "location, not used: allowed_direct_url_schemes does "
+                     "not include cinder.",
+                     {"vol": volume.id, "img": image_meta.get("id")})
             return None
         admin = context.elevated()
         for candidate in objects.VolumeList.get_all(
@@ -211,36 +226,78 @@ class ImageCloner:
         try:
             return self.driver.create_cloned_volume(volume, source), True
         except exception.SnapshotLimitReached:
-            if not self._config.safe_get(
-                    "powerflex_cache_rotate_full_vtree"):
-                LOG.info("Volume %(vol)s: vtree of cache entry %(src)s is "
-                         "full and powerflex_cache_rotate_full_vtree is "
-                         "False; Cinder takes over.",
-                         {"vol": volume.id, "src": source.id})
-                return NOT_CLONED
+            LOG.info("Volume %(vol)s: vtree of cache entry %(src)s is full.",
+                     {"vol": volume.id, "src": source.id})
+        except exception.CinderException:
+            # As Cinder's own cache path does, leave the volume to Cinder,
+            # which tries the entry once more and else downloads the image.
+            LOG.warning("Volume %(vol)s: could not clone cache entry "
+                        "%(src)s; Cinder takes over.",
+                        {"vol": volume.id, "src": source.id}, exc_info=True)
+            return NOT_CLONED
+        if not self._config.safe_get("powerflex_cache_rotate_full_vtree"):
+            LOG.info("Volume %(vol)s: powerflex_cache_rotate_full_vtree is "
+                     "False; removing cache entry %(src)s, Cinder downloads "
+                     "the image again.", {"vol": volume.id, "src": source.id})
+            # Left in place, Cinder's own cache path would hit the full
+            # vtree again and fail the create.
+            self._remove_entry(internal, entry, "Removing image-volume "
+                               "cache entry whose vtree is full")
+            return NOT_CLONED
         try:
             source = self._rotate(internal, volume, entry, image_meta)
         except Exception:
             LOG.exception("Volume %(vol)s: could not replace cache entry "
-                          "%(src)s whose vtree is full; Cinder takes over.",
+                          "%(src)s whose vtree is full; Cinder downloads "
+                          "the image again.",
                           {"vol": volume.id, "src": entry["volume_id"]})
             return NOT_CLONED
-        return self.driver.create_cloned_volume(volume, source), True
+        if source is None:
+            return NOT_CLONED
+        try:
+            return self.driver.create_cloned_volume(volume, source), True
+        except exception.CinderException:
+            LOG.warning("Volume %(vol)s: could not clone new cache entry "
+                        "%(src)s; Cinder takes over.",
+                        {"vol": volume.id, "src": source.id}, exc_info=True)
+            return NOT_CLONED
+
+    def _remove_entry(self, internal: Any, entry: Any, reason: str) -> None:
+        """Evict a cache entry at once and delete its volume.
+
+        Evicted first so that nobody clones it any more (Cinder's own cache
+        path included); the volume is deleted the way Cinder deletes cache
+        entries. A failed delete is logged: the entry is gone either way.
+        """
+        cache = self._cache()
+        cache.evict(internal, entry)
+        try:
+            cache.delete_cached_volume(internal, entry, reason)
+        except Exception:
+            LOG.exception("Could not delete volume %s of an evicted "
+                          "image-volume cache entry.", entry["volume_id"])
 
     def _rotate(self, internal: Any, volume: Any, entry: Any,
-                image_meta: dict) -> Any:
+                image_meta: dict) -> Optional[Any]:
         """Replace a cache entry whose vtree is full; return its volume.
 
         Runs under Cinder's coordination lock for the entry, so that two
         services of one cluster never rotate the same entry twice: the second
-        finds the entry already replaced and uses the new one.
+        finds the entry already replaced and uses the new one. Returns None
+        when the entry was removed meanwhile (Cinder then takes over). When
+        the copy fails the full entry is removed, so that Cinder's own path
+        makes a fresh one instead of failing on the full vtree.
         """
         image_id = image_meta["id"]
         lock_name = "powerflex-cache-rotate-%s" % entry["volume_id"]
         with coordination.COORDINATOR.get_lock(lock_name):
             current = self._cache_entry(internal, image_id, volume)
-            if current is not None and (
-                    current["volume_id"] != entry["volume_id"]):
+            if current is None:
+                LOG.info("Volume %(vol)s: cache entry %(old)s was removed "
+                         "meanwhile; Cinder takes over.",
+                         {"vol": volume.id, "old": entry["volume_id"]})
+                return None
+            if current["volume_id"] != entry["volume_id"]:
                 LOG.info("Volume %(vol)s: cache entry %(old)s was already "
                          "replaced by %(new)s.",
                          {"vol": volume.id, "old": entry["volume_id"],
@@ -251,15 +308,18 @@ class ImageCloner:
             LOG.info("Volume %(vol)s: vtree of image-volume cache entry "
                      "%(old)s is full; copying it into a new cache volume.",
                      {"vol": volume.id, "old": old.id})
-            new = self._copy_to_new_cache_volume(internal, old, image_meta)
-            cache = self._cache()
-            cache.create_cache_entry(internal, new, image_id, image_meta)
-            # Evict at once so nobody clones the old entry any more; its
-            # volume is deleted the way Cinder deletes cache entries.
-            cache.evict(internal, entry)
-            cache.delete_cached_volume(
-                internal, entry, "Replacing image-volume cache entry whose "
-                "vtree is full")
+            try:
+                new = self._copy_to_new_cache_volume(internal, old,
+                                                     image_meta)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    self._remove_entry(
+                        internal, entry, "Removing image-volume cache entry "
+                        "whose vtree is full and could not be copied")
+            self._cache().create_cache_entry(internal, new, image_id,
+                                             image_meta)
+            self._remove_entry(internal, entry, "Replacing image-volume "
+                               "cache entry whose vtree is full")
             LOG.info("Image %(img)s: cache entry %(old)s replaced by "
                      "%(new)s.", {"img": image_id, "old": old.id,
                                   "new": new.id})

@@ -22,6 +22,7 @@ import collections
 import dataclasses
 import os
 from typing import Any, Optional
+from unittest import mock
 import uuid
 
 from cinder import context as cinder_context
@@ -95,6 +96,12 @@ class Recorded:
 class CloudMixin:
     """Build the cloud and drive it as a user would."""
 
+    SIMULATOR_OPTIONS: dict[str, Any] = {}
+    """Extra :class:`GatewaySimulator` arguments (e.g. ``snapshot_limit``)."""
+
+    BACKEND_OPTIONS: dict[str, Any] = {}
+    """Options of the ``[powerflex]`` section set after the defaults."""
+
     # -- construction --------------------------------------------------------
 
     def build_cloud(self, driver_path: str) -> None:
@@ -103,7 +110,7 @@ class CloudMixin:
         self.sim = self.useFixture(gateway.SimulatorFixture(
             os.path.join(self.workdir, "array"),
             protection_domain=PROTECTION_DOMAIN, pools=("SP1", "SP2"),
-            sdc_guids=(SDC_GUID,))).sim
+            sdc_guids=(SDC_GUID,), **self.SIMULATOR_OPTIONS)).sim
 
         self.sdc = self.useFixture(
             sdc.SimulatedSdcFixture(SDC_GUID, self.sim.by_id_dir)).sdc
@@ -161,6 +168,7 @@ class CloudMixin:
             "powerflex_storage_pools": POOL,
             "image_volume_cache_enabled": True,
         })
+        backend.update(self.BACKEND_OPTIONS)
         for name, value in backend.items():
             self.override_config(name, value, group=BACKEND)
 
@@ -185,9 +193,17 @@ class CloudMixin:
         self.casts = rpc.CastQueue()
         scheduler = rpc.FakeSchedulerAPI(self.casts, self.manager, POOL)
         volume_rpc = rpc.FakeVolumeRPCAPI(self.casts, self.manager)
+        self.scheduler = scheduler
+        # Volume APIs made from now on (a driver may make its own, as ours
+        # does to delete a replaced cache entry) cast to the same service.
+        api_init = volume_api.API.__init__
+
+        def init_api(api: Any, *args: Any, **kwargs: Any) -> None:
+            api_init(api, *args, **kwargs)
+            api.scheduler_rpcapi = scheduler
+            api.volume_rpcapi = volume_rpc
+        self.patch("cinder.volume.api.API.__init__", init_api)
         self.api = volume_api.API()
-        self.api.scheduler_rpcapi = scheduler
-        self.api.volume_rpcapi = volume_rpc
         # The image-volume cache deletes stale entries through its own API.
         cache = self.manager.image_volume_cache
         if cache is None:
@@ -254,20 +270,34 @@ class CloudMixin:
     def create_volume(self, size: int, image_id: Optional[str] = None,
                       snapshot: Optional[Any] = None,
                       source_volume: Optional[Any] = None,
-                      expect_status: str = "available"
+                      expect_status: Optional[str] = "available",
+                      volume_type: Optional[Any] = None,
+                      pool: Optional[str] = None
                       ) -> tuple[Any, Recorded]:
-        """Create a volume through the volume API, as a user would."""
+        """Create a volume through the volume API, as a user would.
+
+        :param expect_status: the status the volume must end in; None to
+            leave it to the caller.
+        :param pool: the ``protection_domain:storage_pool`` the scheduler
+            places the volume in (by default the backend's first pool, or
+            the source's for a clone).
+        """
         mark = len(self.sim.calls)
-        volume = self.api.create(
-            self.user_ctx, size, "vol-%s" % uuid.uuid4().hex[:8], None,
-            image_id=image_id, snapshot=snapshot,
-            source_volume=source_volume)
+        self.scheduler.pool_override = pool
+        try:
+            volume = self.api.create(
+                self.user_ctx, size, "vol-%s" % uuid.uuid4().hex[:8], None,
+                image_id=image_id, snapshot=snapshot,
+                source_volume=source_volume, volume_type=volume_type)
+        finally:
+            self.scheduler.pool_override = None
         self._deliver()
         volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
         if volume.status == "error" and self.sdc.legacy_attempts:
             self.host_copy_unsupported(self.sdc.legacy_attempts[0])
-        self.assertEqual(expect_status, volume.status,
-                         "volume %s is %s" % (volume.id, volume.status))
+        if expect_status is not None:
+            self.assertEqual(expect_status, volume.status,
+                             "volume %s is %s" % (volume.id, volume.status))
         return volume, self._record("create %s" % size, mark)
 
     def delete_volume(self, volume: Any,
@@ -321,6 +351,38 @@ class CloudMixin:
         volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
         self.assertEqual("available", volume.status)
         return volume, self._record("extend %s" % new_size, mark)
+
+    def spy(self, obj: Any, name: str) -> list[Any]:
+        """Record what ``obj.name`` returns (or raises) from now on.
+
+        The method or function still runs; the list receives its result,
+        or the exception it raised, call by call.
+        """
+        results: list[Any] = []
+        original = getattr(obj, name)
+
+        def recorder(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = original(*args, **kwargs)
+            except Exception as exc:
+                results.append(exc)
+                raise
+            results.append(result)
+            return result
+        patcher = mock.patch.object(obj, name, side_effect=recorder)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        return results
+
+    def set_project_quota(self, resource: str, limit: int,
+                          project_id: str = PROJECT_ID) -> None:
+        """Give a project its own quota limit for one resource.
+
+        The ``default`` quota class Cinder's database migration creates
+        (10 volumes, 10 snapshots, 1000 GiB) takes precedence over the
+        ``quota_*`` options, so scenarios needing more set a project quota.
+        """
+        db_api.quota_create(self.admin_ctx, project_id, resource, limit)
 
     # -- what the test looks at --------------------------------------------
 
@@ -410,6 +472,6 @@ class CloudMixin:
         self.assertEqual(requested, volume.size)
 
     @staticmethod
-    def pool_host() -> str:
-        """The host string of volumes in the backend's pool."""
-        return volume_utils.append_host(SERVICE_HOST, POOL)
+    def pool_host(pool: str = POOL) -> str:
+        """The host string of volumes in a pool (the backend's first)."""
+        return volume_utils.append_host(SERVICE_HOST, pool)

@@ -93,6 +93,9 @@ class FakeSchedulerAPI(_Strict):
         self._queue = queue
         self._manager = manager
         self._pool = pool
+        self.pool_override: Optional[str] = None
+        """When set, the pool of the next volumes, whatever the request
+        (a test's way to reach a driver with a volume in another pool)."""
 
     def _place(self, volume: Any, request_spec: Any) -> None:
         backend = None
@@ -100,7 +103,10 @@ class FakeSchedulerAPI(_Strict):
             backend = request_spec.get("resource_backend")
         host = backend or volume_utils.append_host(self._manager.host,
                                                    self._pool)
-        if volume_utils.extract_host(host, "pool") is None:
+        if self.pool_override is not None:
+            host = volume_utils.append_host(
+                volume_utils.extract_host(host), self.pool_override)
+        elif volume_utils.extract_host(host, "pool") is None:
             host = volume_utils.append_host(host, self._pool)
         volume.host = host
         volume.cluster_name = self._manager.cluster

@@ -12,9 +12,11 @@
 """clone_image, branch by branch, against a mocked array and a real DB."""
 
 import datetime
+from unittest import mock
 
 from cinder import context
 from cinder.db import api as db_api
+from cinder import exception
 from cinder.tests.unit import utils as test_utils
 from oslo_utils import uuidutils
 
@@ -41,6 +43,8 @@ class CloneImage(base.DriverTestCase):
         self.override_config("cinder_internal_tenant_user_id", INTERNAL_USER)
         self.project_ctx = context.RequestContext(
             "user", uuidutils.generate_uuid(), is_admin=False)
+        # Operators opt in to cinder:// image locations (off by default).
+        self.override_config("allowed_direct_url_schemes", ["cinder"])
         self.volume_type = test_utils.create_volume_type(
             self.ctx, name="powerflex")
 
@@ -153,6 +157,64 @@ class CloneImage(base.DriverTestCase):
             driver, self.new_volume(60), image_meta))
         self.assertEqual(["snapshotVolumes"], self.gateway.ops())
 
+    def test_full_vtree_without_rotation_removes_entry(self):
+        # Left in place, Cinder's own cache path would hit the full vtree
+        # again and fail the create; removed, Cinder downloads the image.
+        driver = self.driver(**{options.ROTATE_FULL_VTREE: False})
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        with mock.patch("cinder.volume.api.API.delete") as delete:
+            self.assertEqual((None, False), self.clone(
+                driver, self.new_volume(60), image_meta))
+        self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
+        self.assertEqual([entry_volume.id],
+                         [c.args[1].id for c in delete.call_args_list])
+
+    def test_failed_rotation_removes_entry(self):
+        driver = self.driver()
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        with mock.patch("cinder.volume.api.API.delete") as delete, \
+                mock.patch.object(image_clone.ImageCloner,
+                                  "_copy_to_new_cache_volume",
+                                  side_effect=exception.ImageCopyFailure(
+                                      reason="attach failed")):
+            self.assertEqual((None, False), self.clone(
+                driver, self.new_volume(60), image_meta))
+        self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
+        self.assertEqual([entry_volume.id],
+                         [c.args[1].id for c in delete.call_args_list])
+
+    def test_rotation_gives_up_when_entry_removed_meanwhile(self):
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        cloner = image_clone.ImageCloner(driver)
+        entries = [db_api.image_volume_cache_get_all(self.ctx)[0], None]
+        with mock.patch.object(cloner, "_cache_entry",
+                               side_effect=entries), \
+                mock.patch.object(cloner,
+                                  "_copy_to_new_cache_volume") as copy:
+            self.assertEqual((None, False), cloner.clone_image(
+                self.project_ctx.elevated(), self.new_volume(60), None,
+                image_meta))
+        copy.assert_not_called()
+
+    def test_cache_clone_error_left_to_cinder(self):
+        # As Cinder's own cache path: a failed clone is not a failed
+        # create; the entry stays for Cinder's path to try again.
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", 500, {
+            "message": "Error", "httpStatusCode": 500, "errorCode": 0})
+        self.assertEqual((None, False), self.clone(
+            driver, self.new_volume(60), image_meta))
+        self.assertEqual(1, len(db_api.image_volume_cache_get_all(self.ctx)))
+
     def test_stock_does_not_clone_from_cache(self):
         driver = self.driver(base.STOCK)
         image_meta = self.image()
@@ -175,6 +237,15 @@ class CloneImage(base.DriverTestCase):
             self.assertTrue(cloned)
             self.assertEqual(["snapshotVolumes"], self.gateway.ops())
             self.assertNotIn("size", model_update)
+
+    def test_direct_clone_needs_cinder_in_allowed_schemes(self):
+        self.override_config("allowed_direct_url_schemes", [])
+        driver = self.driver()
+        image_volume = self.db_volume(self.project_ctx, 10, 16)
+        self.assertEqual((None, False), self.clone(
+            driver, self.new_volume(12), self.image("raw"),
+            self.location(image_volume)))
+        self.assertEqual([], self.gateway.ops())
 
     def test_direct_clone_needs_raw_bare(self):
         driver = self.driver()
@@ -200,6 +271,16 @@ class CloneImage(base.DriverTestCase):
                                self.image("raw", owner=owner),
                                self.location(image_volume))
         self.assertTrue(cloned)
+
+    def test_direct_clone_error_left_to_cinder(self):
+        driver = self.driver()
+        image_volume = self.db_volume(self.project_ctx, 10, 16)
+        self.gateway.fail("snapshotVolumes", 500, {
+            "message": "Error", "httpStatusCode": 500, "errorCode": 0})
+        self.assertEqual((None, False), self.clone(
+            driver, self.new_volume(12), self.image("raw"),
+            self.location(image_volume)))
+        self.assertEqual(["snapshotVolumes"], self.gateway.ops())
 
     def test_direct_clone_skips_other_backend(self):
         driver = self.driver()

@@ -1,0 +1,330 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Scenario 6: many volumes from one image, and full vtrees.
+
+A vtree holds at most 126 snapshots. The first volume made from an image
+is the base of a vtree and the image-volume cache entry is its first
+snapshot, so the 127th volume finds the vtree full.
+
+* Cinder (stock driver): the clone fails with ``SnapshotLimitReached``,
+  Cinder deletes the cache entry and re-raises; ``_create_from_image`` is
+  decorated ``@utils.retry(SnapshotLimitReached, retries=1)``, which is one
+  attempt in all, so that create FAILS. The next create downloads the
+  image again and starts a new vtree. Counted below: 300 creates give 2
+  failed volumes and 3 downloads.
+* Ours: the cache entry is copied through this host into a new volume (a
+  new vtree) that replaces it, and the clone is made from that: no failed
+  create, one download, two rotations.
+
+The same holds with Cinder 29's ``powerflex_max_image_cache_vtree_size``
+as the limit. And when the rotation's copy fails, nothing half-made is
+left and the create still succeeds through Cinder's own path.
+"""
+
+import collections
+from typing import Any, Callable
+
+from cinder import exception
+from cinder import objects
+from cinder.volume.drivers.dell_emc.powerflex import driver as stock_driver
+from oslo_utils import units
+
+from powerflex_cache_driver import options
+from tests.functional import base
+from tests.functional import cloud
+
+GIB = units.Gi
+MIB = units.Mi
+VIRTUAL_SIZE = 1 * GIB
+PIECES = [(0, MIB), (VIRTUAL_SIZE // 2, 2 * MIB)]
+DATA_BYTES = 3 * MIB
+"""Non-zero bytes of the image, whole 1 MiB chunks."""
+
+MANY = 300
+VTREE_LIMIT = 126
+VTREE_SIZE_OPTION = "powerflex_max_image_cache_vtree_size"
+
+
+def _has_vtree_size_option() -> bool:
+    """Whether the installed Cinder has powerflex_max_image_cache_vtree_size.
+
+    It came with Cinder 29 (2026.1); Cinder 27 does not have it.
+    """
+    return VTREE_SIZE_OPTION in {
+        opt.name for opt in stock_driver.PowerFlexDriver.get_driver_options()}
+
+
+class RotationHelpers:
+    """Counting creates, downloads and rotations of one image."""
+
+    def create_many(self, count: int, image_id: str
+                    ) -> tuple[list[Any], list[int], set[str]]:
+        """Create ``count`` 1 GiB volumes one after another.
+
+        :returns: the volumes, the indexes of the creates that failed and
+            the ids of every cache volume the image had along the way.
+        """
+        self.set_project_quota("volumes", count + 10)
+        volumes, failed, cache_ids = [], [], set()
+        for index in range(count):
+            volume, _unused = self.create_volume(1, image_id=image_id,
+                                                 expect_status=None)
+            self.assertIn(volume.status, ("available", "error"))
+            if volume.status == "error":
+                failed.append(index)
+            else:
+                volumes.append(volume)
+            cache_ids.update(e["volume_id"] for e in
+                             self.cache_entries(image_id))
+        return volumes, failed, cache_ids
+
+    def record_host_copies(self) -> list[Any]:
+        """Record every host-assisted copy ours makes (stock makes none)."""
+        if not self.is_ours:
+            return []
+        return self.spy(self.driver, "copy_volume_data_sparse")
+
+    def refused_snapshots(self) -> int:
+        """``snapshotVolumes`` the array refused (vtree full, rc 182)."""
+        return len([c for c in self.sim.calls_of("snapshotVolumes")
+                    if c.status != 200])
+
+
+class ManyVolumesScenario(RotationHelpers):
+    """300 volumes of one image with the array's 126-snapshot vtrees."""
+
+    SIMULATOR_OPTIONS = {"snapshot_limit": VTREE_LIMIT}
+
+    def test_300_volumes_from_one_image(self) -> None:
+        """Ours: one download, two rotations, no failure; stock: 2 fail."""
+        meta, image = self.make_image("many", VIRTUAL_SIZE, PIECES, "many")
+        copies = self.record_host_copies()
+        volumes, failed, cache_ids = self.create_many(MANY, meta["id"])
+
+        counts = self.sim.counts()
+        # The 127th create finds the first vtree full (base volume, cache
+        # entry and 125 clones); stock fails it, and again 127 later.
+        self.assertEqual(self.expect(stock=[126, 253], ours=[]), failed)
+        self.assertEqual(self.expect(stock=3, ours=1),
+                         self.images.downloads[meta["id"]])
+        self.assertEqual(2, self.refused_snapshots())
+        self.assertEqual(self.expect(stock=3 + 295 + 2, ours=1 + 299 + 2),
+                         counts["snapshotVolumes"])
+        # Downloads, plus ours' two rotation copies.
+        self.assertEqual(self.expect(stock=3, ours=3), counts["createVolume"])
+        self.assertEqual(self.expect(stock=3, ours=1 + 2 * 2),
+                         counts["addMappedSdc"])
+        self.assertEqual(0, counts["setVolumeSize"])
+        # Cache volumes replaced: stock deletes the full entry and
+        # downloads, ours copies it; 3 cache volumes either way.
+        self.assertEqual(3, len(cache_ids))
+        self.assertEqual(2, counts["removeVolume"])
+        self.assertEqual(self.expect(stock=0, ours=2), len(copies))
+        for stats in copies:
+            self.assertEqual(VIRTUAL_SIZE, stats.bytes_total)
+            self.assertLess(stats.bytes_read, VIRTUAL_SIZE)
+            self.assertEqual(DATA_BYTES, stats.bytes_written)
+        self.assertEqual([type(exc) for _name, exc in self.casts.failures],
+                         [exception.SnapshotLimitReached] * len(failed))
+
+        self.assertEqual(MANY - len(failed), len(volumes))
+        for volume in volumes:
+            self.assert_volume_content(volume, image)
+        cache_volume = self.cache_volume(meta["id"])
+        self.assert_volume_content(cache_volume, image)
+        # Stock records 8 GiB for every 1 GiB clone (and cache volume):
+        # the usage no longer matches the records.
+        self.assertEqual(self.expect(stock=8, ours=1), cache_volume.size)
+        self.assertEqual(
+            {"volumes": 0, "snapshots": 0,
+             "gigabytes": -self.expect(stock=7 * 295, ours=0)},
+            self.quota_drift())
+        self.assertEqual({"volumes": 1, "gigabytes": 1, "snapshots": 0},
+                         self.quota_usage(cloud.INTERNAL_PROJECT_ID))
+        self.assertEqual(
+            {"volumes": 0, "snapshots": 0,
+             "gigabytes": -self.expect(stock=7, ours=0)},
+            self.quota_drift(cloud.INTERNAL_PROJECT_ID))
+        self.assertEqual(len(volumes) + 1, len(self.sim.array.volumes))
+        self.assert_array_matches_db()
+
+
+class TestManyVolumesStock(ManyVolumesScenario, base.StockDriverTestCase):
+    """Cinder's PowerFlexDriver."""
+
+
+class TestManyVolumesOurs(ManyVolumesScenario, base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""
+
+
+class VtreeSizeOptionScenario(RotationHelpers):
+    """``powerflex_max_image_cache_vtree_size = 10`` (Cinder 29)."""
+
+    BACKEND_OPTIONS = {VTREE_SIZE_OPTION: 10}
+
+    def setUp(self) -> None:
+        if not _has_vtree_size_option():
+            self.skipTest("this Cinder has no %s" % VTREE_SIZE_OPTION)
+        super().setUp()
+
+    def test_vtree_size_option_triggers_rotation(self) -> None:
+        """25 volumes, at most 10 members per cache vtree."""
+        meta, image = self.make_image("ten", VIRTUAL_SIZE, PIECES, "ten")
+        copies = self.record_host_copies()
+        volumes, failed, cache_ids = self.create_many(25, meta["id"])
+
+        counts = self.sim.counts()
+        # The driver counts the vtree's members (base volume included)
+        # before each clone of a cache entry and refuses at 10.
+        self.assertEqual(self.expect(stock=[9, 19], ours=[]), failed)
+        self.assertEqual(self.expect(stock=3, ours=1),
+                         self.images.downloads[meta["id"]])
+        self.assertEqual(0, self.refused_snapshots())
+        self.assertEqual(self.expect(stock=3 + 20, ours=1 + 24),
+                         counts["snapshotVolumes"])
+        self.assertEqual(3, len(cache_ids))
+        self.assertEqual(self.expect(stock=0, ours=2), len(copies))
+        for stats in copies:
+            self.assertEqual(DATA_BYTES, stats.bytes_written)
+        for volume in volumes:
+            self.assert_volume_content(volume, image)
+        vtree_sizes = collections.Counter(
+            v.vtree_id for v in self.sim.array.volumes.values())
+        self.assertLessEqual(max(vtree_sizes.values()), 10)
+        self.assert_array_matches_db()
+
+
+class TestVtreeSizeOptionStock(VtreeSizeOptionScenario,
+                               base.StockDriverTestCase):
+    """Cinder's PowerFlexDriver."""
+
+
+class TestVtreeSizeOptionOurs(VtreeSizeOptionScenario,
+                              base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""
+
+
+class FailedRotationScenario(RotationHelpers):
+    """The copy of a full cache entry fails: nothing half-made is left.
+
+    With a vtree limit of 3, the fourth volume of an image finds the cache
+    entry's vtree full (base volume, cache entry, two clones).
+    """
+
+    SIMULATOR_OPTIONS = {"snapshot_limit": 3}
+
+    def _fourth_volume(self, arm: Callable[[], None]) -> None:
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        volumes = [self.create_volume(1, image_id=meta["id"])[0]
+                   for _unused in range(3)]
+        full_entry = self.cache_volume(meta["id"])
+        internal_before = self.quota_usage(cloud.INTERNAL_PROJECT_ID)
+        user_before = self.quota_usage()
+        copies = self.record_host_copies()
+        arm()
+
+        volume, recorded = self.create_volume(1, image_id=meta["id"],
+                                              expect_status=None)
+        if not self.is_ours:
+            # Stock: the full vtree fails the create before any copy.
+            self.assertEqual("error", volume.status)
+            self.assertEqual([exception.SnapshotLimitReached],
+                             [type(exc) for _name, exc in
+                              self.casts.failures])
+            self.assertEqual(0, recorded.counts()["addMappedSdc"])
+            self.assertEqual(1, self.images.downloads[meta["id"]])
+            self.sim.faults.clear()
+            return
+        self.assertEqual("available", volume.status)
+        self.assertEqual([], self.casts.failures)
+        # One copy attempted, it failed; Cinder then downloaded the image
+        # (the full entry was removed) and cached it anew.
+        self.assertEqual(1, len(copies))
+        self.assertIsInstance(copies[0], Exception)
+        self.assertEqual(0, self.sim.faults.pending())
+        self.assertEqual(2, self.images.downloads[meta["id"]])
+        self.assert_volume_content(volume, image)
+        # Two array volumes made (the copy's, removed at once, and
+        # Cinder's download) and two removed (the copy's and the full
+        # entry's); the new entry is Cinder's.
+        self.assertEqual(2, recorded.counts()["createVolume"])
+        removed = [c.volume_id for c in recorded.of("removeVolume")]
+        self.assertEqual(2, len(removed))
+        self.assertEqual(full_entry.provider_id, removed[-1])
+        self.assertNotIn(full_entry.provider_id, self.sim.array.volumes)
+        internal = objects.VolumeList.get_all_by_project(
+            self.admin_ctx, cloud.INTERNAL_PROJECT_ID)
+        self.assertEqual([self.cache_volume(meta["id"]).id],
+                         [v.id for v in internal])
+        self.assertNotEqual(full_entry.id, internal[0].id)
+        self.assertEqual(internal_before,
+                         self.quota_usage(cloud.INTERNAL_PROJECT_ID))
+        self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
+                         self.quota_drift(cloud.INTERNAL_PROJECT_ID))
+        self.assertEqual(user_before["volumes"] + 1,
+                         self.quota_usage()["volumes"])
+        self.assertEqual(len(volumes) + 2, len(self.sim.array.volumes))
+        self.assert_array_matches_db()
+
+    def test_mapping_the_full_entry_fails(self) -> None:
+        """The array refuses to map the full cache volume for the copy."""
+        self._fourth_volume(lambda: self.sim.faults.fail("addMappedSdc",
+                                                         500))
+
+    def test_connection_dropped_mapping_the_new_volume(self) -> None:
+        """The new volume's mapping is made but its answer never comes."""
+        attach = self.driver._attach_volume
+        attached = []
+
+        def attach_then_drop(*args: Any, **kwargs: Any) -> Any:
+            attached.append(args[1].id)
+            if len(attached) == 2:
+                self.sim.faults.drop("addMappedSdc", after=True)
+            return attach(*args, **kwargs)
+
+        def arm() -> None:
+            self.driver._attach_volume = attach_then_drop
+            self.addCleanup(setattr, self.driver, "_attach_volume", attach)
+        self._fourth_volume(arm)
+        # Ours: the full entry, the new volume (dropped), then the volume
+        # Cinder downloads the image into.
+        self.assertEqual(self.expect(stock=0, ours=3), len(attached))
+
+
+class TestFailedRotationStock(FailedRotationScenario,
+                              base.StockDriverTestCase):
+    """Cinder's PowerFlexDriver."""
+
+
+class TestFailedRotationOurs(FailedRotationScenario, base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""
+
+
+class TestRotationDisabledOurs(RotationHelpers, base.OurDriverTestCase):
+    """``powerflex_cache_rotate_full_vtree = False``: Cinder downloads."""
+
+    SIMULATOR_OPTIONS = {"snapshot_limit": 3}
+    BACKEND_OPTIONS = {options.ROTATE_FULL_VTREE: False}
+
+    def test_full_entry_removed_and_image_downloaded(self) -> None:
+        """No copy; the full entry is removed so the create succeeds."""
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        copies = self.record_host_copies()
+        volumes, failed, cache_ids = self.create_many(6, meta["id"])
+        self.assertEqual([], failed)
+        self.assertEqual([], copies)
+        # Downloaded again at the 4th volume, whose vtree then fills.
+        self.assertEqual(2, self.images.downloads[meta["id"]])
+        self.assertEqual(2, len(cache_ids))
+        for volume in volumes:
+            self.assert_volume_content(volume, image)
+        self.assert_array_matches_db()
