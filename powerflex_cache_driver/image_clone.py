@@ -47,6 +47,8 @@ from oslo_utils import netutils
 from oslo_utils import timeutils
 from oslo_utils import uuidutils
 
+from powerflex_cache_driver import options
+
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 QUOTAS = quota.QUOTAS
@@ -235,7 +237,7 @@ class ImageCloner:
                         "%(src)s; Cinder takes over.",
                         {"vol": volume.id, "src": source.id}, exc_info=True)
             return NOT_CLONED
-        if not self._config.safe_get("powerflex_cache_rotate_full_vtree"):
+        if not self._config.safe_get(options.ROTATE_FULL_VTREE):
             LOG.info("Volume %(vol)s: powerflex_cache_rotate_full_vtree is "
                      "False; removing cache entry %(src)s, Cinder downloads "
                      "the image again.", {"vol": volume.id, "src": source.id})
