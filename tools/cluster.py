@@ -30,9 +30,7 @@ from typing import Any
 
 from cinder import context as cinder_context
 from cinder import objects
-from cinder.objects import base as objects_base
 from cinder.volume import api as volume_api
-from cinder.volume import manager as volume_manager
 import eventlet
 from oslo_log import log as logging
 
@@ -108,31 +106,14 @@ class Cluster:
     casts: ConcurrentCastQueue
 
 
-def _start_service(admin: Any, host: str) -> Any:
-    service = objects.Service(
-        context=admin, host=host, cluster_name=CLUSTER,
-        binary="cinder-volume", topic="cinder-volume",
-        availability_zone="nova", report_count=0,
-        rpc_current_version=volume_manager.VolumeManager.RPC_API_VERSION,
-        object_current_version=objects_base.OBJ_VERSIONS.get_current())
-    service.create()
-    manager = volume_manager.VolumeManager(
-        host=host, service_name=cloud_mod.BACKEND, cluster=CLUSTER)
-    manager.init_host(added_to_cluster=None, service_id=service.id)
-    if not manager.driver.initialized:
-        raise RuntimeError("driver of %s did not initialize" % host)
-    manager.init_host_with_rpc()
-    return manager
-
-
 def start(cloud: Any, count: int = 2) -> Cluster:
     """Start ``count`` clustered services next to the cloud's own."""
     admin = cinder_context.get_admin_context()
     objects.Cluster(context=admin, name=CLUSTER,
                     binary="cinder-volume").create()
-    managers = [_start_service(admin, "bench-%d@%s"
-                               % (index, cloud_mod.BACKEND))
-                for index in range(count)]
+    managers = [cloud_mod.start_volume_manager(
+        admin, "bench-%d@%s" % (index, cloud_mod.BACKEND), CLUSTER)
+        for index in range(count)]
     casts = ConcurrentCastQueue()
     scheduler = RoundRobinSchedulerAPI(casts, managers, cloud_mod.POOL)
     volume_rpc = rpc.FakeVolumeRPCAPI(casts, managers[0])

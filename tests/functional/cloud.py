@@ -41,6 +41,7 @@ import fixtures
 from oslo_utils import importutils
 from oslo_utils import units
 
+from powerflex_cache_driver import options as our_options
 from powerflex_cache_driver import simulator
 from tests.functional import gateway
 from tests.functional import image_service
@@ -64,6 +65,31 @@ INTERNAL_USER_ID = "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e044"
 
 QUOTA_DEFAULTS = {"quota_volumes": 200, "quota_snapshots": 200,
                   "quota_gigabytes": 20000, "per_volume_size_limit": -1}
+
+
+def start_volume_manager(admin_ctx: Any, host: str,
+                         cluster: Optional[str] = None) -> Any:
+    """Register a cinder-volume service and start its VolumeManager.
+
+    The steps cinder-volume takes at start-up: the service record,
+    ``init_host`` (driver ``do_setup`` and ``check_for_setup_error``
+    against the simulator) and ``init_host_with_rpc``.
+    """
+    service = objects.Service(
+        context=admin_ctx, host=host, cluster_name=cluster,
+        binary="cinder-volume", topic="cinder-volume",
+        availability_zone="nova", report_count=0,
+        rpc_current_version=volume_manager.VolumeManager.RPC_API_VERSION,
+        object_current_version=objects_base.OBJ_VERSIONS.get_current())
+    service.create()
+    manager = volume_manager.VolumeManager(host=host, service_name=BACKEND,
+                                           cluster=cluster)
+    manager.init_host(added_to_cluster=None, service_id=service.id)
+    if not manager.driver.initialized:
+        raise RuntimeError("driver %s of %s did not initialize against the "
+                           "simulator" % (type(manager.driver).__name__, host))
+    manager.init_host_with_rpc()
+    return manager
 
 
 @dataclasses.dataclass
@@ -136,12 +162,7 @@ class CloudMixin:
         opts = (volume_manager.volume_backend_opts + base_driver.volume_opts +
                 base_driver.image_opts + san.san_opts +
                 list(driver_class.get_driver_options()))
-        try:
-            from powerflex_cache_driver import options as our_options
-        except ImportError:  # pragma: no cover - ours not built yet
-            pass
-        else:
-            opts += list(our_options.cache_opts)
+        opts += list(our_options.cache_opts)
         # Registers every option in [backend_defaults] and [powerflex].
         configuration.Configuration(opts, config_group=BACKEND)
 
@@ -174,20 +195,10 @@ class CloudMixin:
 
     def _start_volume_service(self) -> None:
         """Register the service and start its manager as cinder-volume."""
-        service = objects.Service(
-            context=self.admin_ctx, host=SERVICE_HOST,
-            binary="cinder-volume", topic="cinder-volume",
-            availability_zone="nova", report_count=0,
-            rpc_current_version=volume_manager.VolumeManager.RPC_API_VERSION,
-            object_current_version=objects_base.OBJ_VERSIONS.get_current())
-        service.create()
-        self.manager = volume_manager.VolumeManager(
-            host=SERVICE_HOST, service_name=BACKEND)
-        self.manager.init_host(added_to_cluster=None, service_id=service.id)
-        if not self.manager.driver.initialized:
-            self.fail("driver %s did not initialize against the simulator"
-                      % type(self.manager.driver).__name__)
-        self.manager.init_host_with_rpc()
+        try:
+            self.manager = start_volume_manager(self.admin_ctx, SERVICE_HOST)
+        except RuntimeError as error:
+            self.fail(str(error))
         self.driver = self.manager.driver
 
         self.casts = rpc.CastQueue()
