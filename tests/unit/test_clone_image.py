@@ -203,6 +203,34 @@ class CloneImage(base.DriverTestCase):
                 image_meta))
         copy.assert_not_called()
 
+    def test_rotation_uses_entry_another_service_rotated(self):
+        # Two services of a cluster hit the full vtree; the second one to
+        # take the coordination lock finds the entry already replaced and
+        # clones the new one instead of copying again.
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        full_entry = db_api.image_volume_cache_get_all(self.ctx)[0]
+        replaced_by = self.cache_entry(image_meta, size=60, physical=64)
+        new_entry = [e for e in db_api.image_volume_cache_get_all(self.ctx)
+                     if e["volume_id"] == replaced_by.id][0]
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        cloner = image_clone.ImageCloner(driver)
+        with mock.patch.object(cloner, "_cache_entry",
+                               side_effect=[full_entry, new_entry]), \
+                mock.patch.object(cloner,
+                                  "_copy_to_new_cache_volume") as copy:
+            model_update, cloned = cloner.clone_image(
+                self.project_ctx.elevated(), self.new_volume(60), None,
+                image_meta)
+        self.assertTrue(cloned)
+        copy.assert_not_called()
+        snapshots = [c.body["snapshotDefs"][0]["volumeId"]
+                     for c in self.gateway.calls
+                     if c.op == "snapshotVolumes"]
+        self.assertEqual([replaced_by.provider_id], snapshots[1:])
+        self.assertNotIn("createVolume", self.gateway.ops())
+
     def test_cache_clone_error_left_to_cinder(self):
         # As Cinder's own cache path: a failed clone is not a failed
         # create; the entry stays for Cinder's path to try again.
