@@ -107,7 +107,7 @@ class PowerFlexCacheMixin:
 
     def _ensure_array_size(
             self, volume_id: str, requested_gib: int, lower_bound_gib: int,
-            array_volumes: Callable[[], list[_ArrayVolume]]) -> list[int]:
+            array_volumes: Callable[[], list[_ArrayVolume]]) -> None:
         """Extend array volumes only as far as the request needs.
 
         :param volume_id: the Cinder volume, for the log.
@@ -117,7 +117,6 @@ class PowerFlexCacheMixin:
         :param array_volumes: returns the array volumes to size (two for a
             replicated volume); called only when the database alone does not
             settle the decision.
-        :returns: the targets of the ``setVolumeSize`` calls sent.
         """
         gran = self._granularity()
         verify = self.configuration.safe_get(options.VERIFY_ARRAY_SIZE)
@@ -126,8 +125,7 @@ class PowerFlexCacheMixin:
         if plan.action is sizing.Action.SKIP:
             LOG.info("Volume %(vol)s: %(decision)s.",
                      {"vol": volume_id, "decision": plan.describe()})
-            return []
-        sent = []
+            return
         for array_volume in array_volumes():
             side_plan = plan
             if plan.action is sizing.Action.READ_ARRAY_SIZE:
@@ -142,8 +140,6 @@ class PowerFlexCacheMixin:
             if side_plan.action is sizing.Action.EXTEND:
                 array_volume.client.extend_volume(array_volume.provider_id,
                                                   side_plan.target_gib)
-                sent.append(side_plan.target_gib)
-        return sent
 
     def _remove_unfinished(self, volume_id: str, provider_id: str) -> None:
         """Remove an array volume made for a create that then failed."""
