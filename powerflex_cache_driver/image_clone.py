@@ -39,13 +39,12 @@ from cinder import objects
 from cinder.objects import fields
 from cinder import quota
 from cinder.volume import api as volume_api
+from cinder.volume.flows.manager import create_volume as create_volume_flow
 from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import excutils
-from oslo_utils import netutils
 from oslo_utils import timeutils
-from oslo_utils import uuidutils
 
 from powerflex_cache_driver import options
 
@@ -57,22 +56,18 @@ NOT_CLONED: tuple[None, bool] = (None, False)
 
 
 def cinder_volume_ids(image_location: Any) -> list[str]:
-    """Volume ids named by ``cinder://[store/]<id>`` image locations."""
+    """Volume ids named by ``cinder://[store/]<id>`` image locations.
+
+    Parsed by the create-volume flow's own parser, so the locations Cinder
+    accepts for its cinder:// clones are exactly the ones used here.
+    """
     if not image_location:
         return []
     direct_url, locations = image_location
     urls = [direct_url] + [loc.get("url") for loc in locations or []]
-    ids = []
-    for url in urls:
-        if not url:
-            continue
-        parts = netutils.urlsplit(url)
-        if parts.scheme != "cinder":
-            continue
-        vol_id = parts.path.split("/")[-1] if parts.path else parts.netloc
-        if uuidutils.is_uuid_like(vol_id) and vol_id not in ids:
-            ids.append(vol_id)
-    return ids
+    ids = create_volume_flow.CreateVolumeFromSpecTask._extract_cinder_ids(
+        urls)
+    return list(dict.fromkeys(ids))
 
 
 def entry_is_fresh(entry: Any, image_meta: dict) -> bool:
