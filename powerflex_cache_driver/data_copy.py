@@ -26,6 +26,8 @@ import os
 import time
 from typing import Any, BinaryIO
 
+from cinder import exception
+from cinder.i18n import _
 from cinder import utils
 from cinder.volume import volume_utils
 from oslo_log import log as logging
@@ -109,6 +111,12 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int,
     return stats
 
 
+def device_size(path: str) -> int:
+    """Size in bytes of a block device (or of the file standing for one)."""
+    with utils.temporary_chown(path), open(path, "rb") as device:
+        return device.seek(0, os.SEEK_END)
+
+
 class HostAssistedCopy:
     """Copy a volume's data through the host running cinder-volume."""
 
@@ -123,22 +131,36 @@ class HostAssistedCopy:
 
     def copy(self, context: Any, src_volume: Any, dst_volume: Any,
              skip_zeros: bool) -> CopyStats:
-        """Copy ``src_volume`` (its database size) into ``dst_volume``.
+        """Copy all of ``src_volume`` into ``dst_volume``.
 
-        Both are attached for the copy and detached afterwards, whatever
-        happens; errors propagate after the detach.
+        All of it is what the array holds (the size of the attached
+        device), not the size Cinder records: a guest writes up to the end
+        of its disk. Both are attached for the copy and detached afterwards,
+        whatever happens; errors propagate after the detach.
+
+        :raises VolumeBackendAPIException: the destination is smaller than
+            the source.
         """
         properties = self._connector_properties()
-        length = src_volume.size * units.Gi
-        src_attach, _ = self.driver._attach_volume(context, src_volume,
-                                                   properties)
+        src_attach = self.driver._attach_volume(context, src_volume,
+                                                properties)[0]
         try:
-            dst_attach, _ = self.driver._attach_volume(context, dst_volume,
-                                                       properties)
+            dst_attach = self.driver._attach_volume(context, dst_volume,
+                                                    properties)[0]
             try:
-                stats = self._copy_devices(src_attach["device"]["path"],
-                                           dst_attach["device"]["path"],
-                                           length, skip_zeros)
+                src_path = src_attach["device"]["path"]
+                dst_path = dst_attach["device"]["path"]
+                length = device_size(src_path)
+                dst_length = device_size(dst_path)
+                if dst_length < length:
+                    raise exception.VolumeBackendAPIException(data=_(
+                        "Cannot copy volume %(src)s into volume %(dst)s: "
+                        "the source holds %(src_size)d bytes on the array, "
+                        "the destination only %(dst_size)d.") % {
+                            "src": src_volume.id, "dst": dst_volume.id,
+                            "src_size": length, "dst_size": dst_length})
+                stats = self._copy_devices(src_path, dst_path, length,
+                                           skip_zeros)
             finally:
                 self._detach(context, dst_attach, dst_volume, properties)
         finally:

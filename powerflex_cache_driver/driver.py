@@ -9,7 +9,7 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""PowerFlex volume drivers that send the array only the extends it needs.
+"""PowerFlex volume drivers whose sizes match the disk the guest sees.
 
 Set one of these in a backend section of cinder.conf::
 
@@ -19,15 +19,17 @@ Set one of these in a backend section of cinder.conf::
 Both are Cinder's PowerFlex drivers with one mixin on top. The mixin changes
 how sizes are handled (see :mod:`powerflex_cache_driver.sizing`):
 
-* clones, clones of image-volume cache entries and volumes from snapshots
-  are extended on the array only when the requested size, rounded up to the
-  array granularity, exceeds what the array already holds;
-* ``extend_volume`` follows the same rule, on both sides of a replicated
-  volume;
-* the Cinder database keeps the requested size on every create path, so
-  project quota usage never drifts by the rounding;
+* every create path reports the array size (the requested size rounded up
+  to the array granularity, or the source's array size when larger), so
+  what Cinder records covers the disk the guest sees;
+* the project is charged quota for that size before anything is made on
+  the array (:mod:`powerflex_cache_driver.quota_charge`);
+* clones, clones of image-volume cache entries, volumes from snapshots and
+  ``extend_volume`` send an extend only when the requested size, rounded
+  up, exceeds the array size, decided from the recorded size alone, on both
+  sides of a replicated volume;
 * a clone whose extend fails is removed from the array before the error is
-  raised.
+  raised, and its quota given back.
 """
 
 import dataclasses
@@ -49,6 +51,7 @@ from powerflex_cache_driver import compat
 from powerflex_cache_driver import data_copy
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
+from powerflex_cache_driver import quota_charge
 from powerflex_cache_driver import sizing
 
 CONF = cfg.CONF
@@ -74,6 +77,9 @@ class PowerFlexCacheMixin:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.configuration.append_config_values(options.cache_opts)
+        # Volume id -> requested size, for volumes clone_image left to
+        # Cinder's own image path (see create_volume).
+        self._image_volume_sizes: dict[str, int] = {}
 
     # -- helpers -----------------------------------------------------------
 
@@ -105,41 +111,58 @@ class PowerFlexCacheMixin:
         info = array_volume.client.query_volume(array_volume.provider_id)
         return int(info["sizeInKb"]) // units.Mi
 
+    def _extend_array_volume(self, volume_id: str, array_volume: _ArrayVolume,
+                             plan: sizing.ExtendPlan) -> int:
+        """Send the plan's extend; return what the array then holds.
+
+        When the array refuses because the volume already holds more than
+        the target (it was grown on the array behind Cinder's back), its
+        size is read once and the operation goes on.
+        """
+        try:
+            array_volume.client.extend_volume(array_volume.provider_id,
+                                              plan.target_gib)
+            return plan.target_gib
+        except exception.VolumeBackendAPIException:
+            try:
+                held = self._array_size_gib(array_volume)
+            except Exception:
+                # The read only decides whether to go on; the extend's own
+                # error is what to report.
+                LOG.debug("Could not read the size of array volume %s.",
+                          array_volume.provider_id, exc_info=True)
+                held = 0
+            if held < plan.target_gib:
+                raise
+        LOG.info("Volume %(vol)s (%(label)s array volume %(pid)s): the array "
+                 "refused the extend to %(target)s GiB because the volume "
+                 "already holds %(held)s GiB (grown on the array outside "
+                 "Cinder); going on with %(held)s GiB.",
+                 {"vol": volume_id, "label": array_volume.label,
+                  "pid": array_volume.provider_id,
+                  "target": plan.target_gib, "held": held})
+        return held
+
     def _ensure_array_size(
-            self, volume_id: str, requested_gib: int, lower_bound_gib: int,
-            array_volumes: Callable[[], list[_ArrayVolume]]) -> None:
+            self, volume_id: str, requested_gib: int, array_gib: int,
+            array_volumes: Callable[[], list[_ArrayVolume]]) -> int:
         """Extend array volumes only as far as the request needs.
 
         :param volume_id: the Cinder volume, for the log.
         :param requested_gib: the size Cinder asks for.
-        :param lower_bound_gib: what the array is known to hold at least,
-            from the database alone.
-        :param array_volumes: returns the array volumes to size (two for a
-            replicated volume); called only when the database alone does not
-            settle the decision.
+        :param array_gib: the array size the recorded size stands for.
+        :param array_volumes: returns the array volumes to extend (two for
+            a replicated volume); called only when an extend is needed.
+        :returns: the array size after the operation.
         """
-        gran = self._granularity()
-        verify = self.configuration.safe_get(options.VERIFY_ARRAY_SIZE)
-        plan = sizing.plan_extend(requested_gib, lower_bound_gib, gran,
-                                  known_is_exact=False, read_allowed=verify)
+        plan = sizing.plan_extend(requested_gib, array_gib,
+                                  self._granularity())
+        LOG.info("Volume %(vol)s: %(decision)s.",
+                 {"vol": volume_id, "decision": plan.describe()})
         if plan.action is sizing.Action.SKIP:
-            LOG.info("Volume %(vol)s: %(decision)s.",
-                     {"vol": volume_id, "decision": plan.describe()})
-            return
-        for array_volume in array_volumes():
-            side_plan = plan
-            if plan.action is sizing.Action.READ_ARRAY_SIZE:
-                side_plan = sizing.plan_extend(
-                    requested_gib, self._array_size_gib(array_volume), gran,
-                    known_is_exact=True)
-            LOG.info("Volume %(vol)s (%(label)s array volume %(pid)s): "
-                     "%(decision)s.",
-                     {"vol": volume_id, "label": array_volume.label,
-                      "pid": array_volume.provider_id,
-                      "decision": side_plan.describe()})
-            if side_plan.action is sizing.Action.EXTEND:
-                array_volume.client.extend_volume(array_volume.provider_id,
-                                                  side_plan.target_gib)
+            return array_gib
+        return max(self._extend_array_volume(volume_id, array_volume, plan)
+                   for array_volume in array_volumes())
 
     def _remove_unfinished(self, volume_id: str, provider_id: str) -> None:
         """Remove an array volume made for a create that then failed."""
@@ -172,11 +195,42 @@ class PowerFlexCacheMixin:
         return data_copy.HostAssistedCopy(self).copy(
             context, src_volume, dst_volume, skip_zeros)
 
+    def _create_charged(self, volume: Any
+                        ) -> tuple[dict, quota_charge.RoundingCharge]:
+        """Create ``volume`` on the array, charging quota for its size.
+
+        The project is charged for the array size before the array is
+        asked; the charge is given back if the create fails.
+        """
+        gran = self._granularity()
+        array_gib = sizing.round_up(volume.size, gran)
+        charge = quota_charge.RoundingCharge(volume, gran)
+        charge.cover(array_gib)
+        try:
+            model_update = super().create_volume(volume) or {}
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                charge.refund()
+        model_update["size"] = array_gib
+        LOG.info("Volume %(vol)s: the array holds %(array)s GiB for "
+                 "requested %(req)s GiB; Cinder records %(array)s GiB.",
+                 {"vol": volume.id, "req": volume.size, "array": array_gib})
+        return model_update, charge
+
     def _create_volume_by_copy(self, volume: Any, source: Any) -> dict:
         """Create ``volume`` in its own pool holding ``source``'s data."""
-        model_update = self.create_volume(volume)
-        volume.update(model_update)
+        self._check_volume_size(volume.size)
+        model_update, charge = self._create_charged(volume)
+        volume.provider_id = model_update["provider_id"]
+        source_gib = sizing.round_up(source.size, self._granularity())
         try:
+            if source_gib > model_update["size"]:
+                # A cinder:// image volume may be recorded above the
+                # request; the copy needs all of it.
+                charge.cover(source_gib)
+                self._get_client().extend_volume(volume.provider_id,
+                                                 source_gib)
+                model_update["size"] = source_gib
             self.copy_volume_data_sparse(cinder_context.get_admin_context(),
                                          source,
                                          volume)
@@ -184,6 +238,8 @@ class PowerFlexCacheMixin:
             with excutils.save_and_reraise_exception():
                 self._remove_unfinished(volume.id,
                                         model_update["provider_id"])
+                volume.provider_id = None
+                charge.refund()
         return model_update
 
     # -- overridden driver methods ------------------------------------------
@@ -195,10 +251,14 @@ class PowerFlexCacheMixin:
 
         See :mod:`powerflex_cache_driver.image_clone` for the order.
         """
-        if not self.configuration.safe_get(options.CLONE_IMAGE):
-            return None, False
-        return image_clone.ImageCloner(self).clone_image(
-            context, volume, image_location, image_meta)
+        result: tuple[Optional[dict], bool] = image_clone.NOT_CLONED
+        if self.configuration.safe_get(options.CLONE_IMAGE):
+            result = image_clone.ImageCloner(self).clone_image(
+                context, volume, image_location, image_meta, image_service)
+        if not result[1]:
+            # Cinder's own image path runs next; see create_volume.
+            self._image_volume_sizes[volume.id] = volume.size
+        return result
 
     def create_cloned_volume(self, volume: Any, src_vref: Any) -> dict:
         """Clone a volume: one array snapshot, or a copy across pools."""
@@ -215,23 +275,36 @@ class PowerFlexCacheMixin:
         return super().create_cloned_volume(volume, src_vref)
 
     def create_volume(self, volume: Any) -> dict:
-        """Create a volume; the database keeps the requested size."""
-        model_update = super().create_volume(volume) or {}
-        model_update.pop("size", None)
-        gran = self._granularity()
-        LOG.info("Volume %(vol)s: array holds %(array)s GiB for requested "
-                 "%(req)s GiB; the database keeps %(req)s GiB.",
-                 {"vol": volume.id, "req": volume.size,
-                  "array": sizing.round_up(volume.size, gran)})
-        return model_update
+        """Create a volume; Cinder records the size the array holds.
+
+        One exception: when ``clone_image`` left an image to Cinder's own
+        image-volume cache path and Cinder creates the volume at the
+        image's size to clone it into a new cache entry, Cinder extends it
+        to the requested size afterwards and writes that size itself; the
+        size is then left to Cinder.
+        """
+        self._check_volume_size(volume.size)
+        requested = self._image_volume_sizes.pop(volume.id, None)
+        if requested is not None and volume.size < requested:
+            model_update = super().create_volume(volume) or {}
+            model_update.pop("size", None)
+            LOG.info("Volume %(vol)s: created at the image's size "
+                     "%(size)s GiB by Cinder's image-volume cache path; "
+                     "Cinder extends it to %(req)s GiB and records that "
+                     "size itself.",
+                     {"vol": volume.id, "size": volume.size,
+                      "req": requested})
+            return model_update
+        return self._create_charged(volume)[0]
 
     def _create_volume_from_source(self, volume: Any, source: Any) -> dict:
         """Create a volume from a volume or snapshot with one array copy.
 
         Shared by ``create_cloned_volume`` (including clones of image-volume
         cache entries) and ``create_volume_from_snapshot``. The new array
-        volume has its source's physical size; it is extended only when the
-        rounded requested size exceeds that.
+        volume has its source's array size; it is extended only when the
+        rounded requested size exceeds that. The model update carries the
+        array size, and the project is charged for it first.
         """
         try:
             # A snapshot carries the size of its volume at snapshot time.
@@ -239,9 +312,16 @@ class PowerFlexCacheMixin:
         except AttributeError:
             source_size = source.size
         self._check_volume_size(volume.size)
+        gran = self._granularity()
+        charge = quota_charge.RoundingCharge(volume, gran)
+        charge.cover(sizing.clone_array_size(source_size, volume.size, gran))
         client = self._get_client()
-        provider_id = compat.clone_on_array(client, source.provider_id,
-                                            volume.id)
+        try:
+            provider_id = compat.clone_on_array(client, source.provider_id,
+                                                volume.id)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                charge.refund()
         LOG.info("Volume %(vol)s: array volume %(pid)s created from "
                  "%(src)s (array volume %(src_pid)s).",
                  {"vol": volume.id, "pid": provider_id, "src": source.id,
@@ -251,11 +331,10 @@ class PowerFlexCacheMixin:
             "replication_status": fields.ReplicationStatus.DISABLED,
         }
         try:
-            lower_bound = sizing.lower_bound_from_db(source_size,
-                                                     self._granularity())
-            self._ensure_array_size(
-                volume.id, volume.size, lower_bound,
+            array_gib = self._ensure_array_size(
+                volume.id, volume.size, sizing.round_up(source_size, gran),
                 lambda: [_ArrayVolume("new", client, provider_id)])
+            charge.cover(array_gib)
             if volume.is_replicated():
                 self._setup_volume_replication(volume, provider_id)
                 model_update["replication_status"] = (
@@ -263,21 +342,31 @@ class PowerFlexCacheMixin:
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._remove_unfinished(volume.id, provider_id)
+                charge.refund()
+        model_update["size"] = array_gib
+        LOG.info("Volume %(vol)s: Cinder records %(array)s GiB, the size the "
+                 "array holds (requested %(req)s GiB).",
+                 {"vol": volume.id, "array": array_gib, "req": volume.size})
         return model_update
 
     def extend_volume(self, volume: Any, new_size: int) -> None:
         """Extend a volume, sending the array only what it needs.
 
         On a replicated volume both the primary and the secondary array
-        volumes are checked and extended as needed.
+        volumes are extended. This is the one path where Cinder writes the
+        size after the driver returns: it records ``new_size``, which may be
+        below what the array holds.
         """
         LOG.info("Extend volume %(vol)s from %(old)s GiB to %(new)s GiB.",
                  {"vol": volume.id, "old": volume.size, "new": new_size})
         self._check_volume_size(new_size)
-        lower_bound = sizing.lower_bound_from_db(volume.size,
-                                                 self._granularity())
-        self._ensure_array_size(volume.id, new_size, lower_bound,
-                                lambda: self._array_volumes_of(volume))
+        array_gib = self._ensure_array_size(
+            volume.id, new_size,
+            sizing.round_up(volume.size, self._granularity()),
+            lambda: self._array_volumes_of(volume))
+        LOG.info("Volume %(vol)s: the array holds %(array)s GiB; Cinder "
+                 "records %(new)s GiB, the size the extend asked for.",
+                 {"vol": volume.id, "array": array_gib, "new": new_size})
 
     def _array_volumes_of(self, volume: Any) -> list[_ArrayVolume]:
         """The array volumes behind a Cinder volume, secondary first."""

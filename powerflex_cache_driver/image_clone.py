@@ -22,10 +22,20 @@ The order, first match wins:
    snapshot. When the entry's vtree is full, the entry is copied into a
    fresh volume (a new vtree) that replaces it, and the clone comes from
    that; the image is not downloaded again;
-4. otherwise Cinder goes on with its own cache and download path.
+4. no usable entry (none yet, stale, or its vtree full and not copied): the
+   image is downloaded once into a new cache entry made at the image's
+   size, with Cinder's checks (free space for the download, signature,
+   virtual size, conversion rules), and the volume is cloned from it. When
+   the cache has no room for an entry, the image is downloaded straight
+   into the volume;
+5. with the cache off or no internal tenant, Cinder goes on with its own
+   download path.
 
-Sizes follow the driver's size policy because every clone goes through the
-driver's ``create_cloned_volume``.
+Cinder's own cache-miss path creates the volume at the image's size, clones
+it into the cache and extends it afterwards, so the size it records never
+covers the array; step 4 avoids that. Sizes follow the driver's size policy
+because every clone goes through the driver's ``create_cloned_volume`` and
+every new volume through its ``create_volume``.
 """
 
 import datetime
@@ -35,6 +45,7 @@ from cinder import context as cinder_context
 from cinder import coordination
 from cinder import exception
 from cinder.image import cache as image_cache
+from cinder.image import image_utils
 from cinder import objects
 from cinder.objects import fields
 from cinder import quota
@@ -44,15 +55,25 @@ from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import fileutils
 from oslo_utils import timeutils
 
 from powerflex_cache_driver import options
+from powerflex_cache_driver import sizing
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 QUOTAS = quota.QUOTAS
 
 NOT_CLONED: tuple[None, bool] = (None, False)
+
+IMAGE_CHECK_ERRORS = (
+    exception.ImageTooBig,
+    exception.ImageUnacceptable,
+    exception.ImageSignatureVerificationException,
+    exception.ImageConversionNotAllowed,
+)
+"""Refusals of Cinder's image checks: the create fails, as in Cinder."""
 
 
 def cinder_volume_ids(image_location: Any) -> list[str]:
@@ -61,7 +82,9 @@ def cinder_volume_ids(image_location: Any) -> list[str]:
     Parsed by the create-volume flow's own parser, so the locations Cinder
     accepts for its cinder:// clones are exactly the ones used here.
     """
-    if not image_location:
+    if not image_location or not isinstance(image_location, tuple):
+        # Cinder passes (direct_url, locations); anything else names no
+        # volume.
         return []
     direct_url, locations = image_location
     urls = [direct_url] + [loc.get("url") for loc in locations or []]
@@ -119,7 +142,8 @@ class ImageCloner:
         return self.driver.configuration
 
     def clone_image(self, context: Any, volume: Any, image_location: Any,
-                    image_meta: dict) -> tuple[Optional[dict], bool]:
+                    image_meta: dict, image_service: Any
+                    ) -> tuple[Optional[dict], bool]:
         """Clone an image into ``volume`` on the array if possible."""
         image_id = image_meta.get("id")
         if volume.encryption_key_id:
@@ -134,13 +158,19 @@ class ImageCloner:
                      {"vol": volume.id, "img": image_id, "src": source.id})
             try:
                 return self.driver.create_cloned_volume(volume, source), True
-            except exception.CinderException:
-                # As Cinder's own cinder:// clone does: fall back.
+            except exception.QuotaError:
+                # No other path has room for the volume either.
+                raise
+            except Exception:
+                # As Cinder's own cinder:// clone does, fall back, whatever
+                # failed (an array error, or the device during a copy
+                # across pools).
                 LOG.warning("Volume %(vol)s: could not clone image volume "
-                            "%(src)s; Cinder takes over.",
+                            "%(src)s; trying the image-volume cache.",
                             {"vol": volume.id, "src": source.id},
                             exc_info=True)
-        return self._clone_from_cache(context, volume, image_meta)
+        return self._from_cache(context, volume, image_location, image_meta,
+                                image_service)
 
     # -- cinder:// locations --------------------------------------------------
 
@@ -194,9 +224,39 @@ class ImageCloner:
         return self.driver.db.image_volume_cache_get_and_update_last_used(
             internal, image_id, **filters)
 
-    def _clone_from_cache(self, context: Any, volume: Any,
-                          image_meta: dict) -> tuple[Optional[dict], bool]:
+    def _fresh_entry(self, internal: Any, volume: Any, image_meta: dict
+                     ) -> Optional[tuple[Any, Any]]:
+        """The fresh cache entry of an image and its volume, if any.
+
+        A stale entry (the image changed since) is removed, as Cinder's
+        cache removes it.
+        """
         image_id = image_meta.get("id")
+        entry = self._cache_entry(internal, image_id, volume)
+        if entry is None:
+            LOG.info("Volume %(vol)s: no image-volume cache entry for image "
+                     "%(img)s yet.", {"vol": volume.id, "img": image_id})
+            return None
+        if not entry_is_fresh(entry, image_meta):
+            LOG.info("Volume %(vol)s: image-volume cache entry %(src)s is "
+                     "older than image %(img)s; removing it.",
+                     {"vol": volume.id, "src": entry["volume_id"],
+                      "img": image_id})
+            self._remove_entry(internal, entry, "Deleting image-volume "
+                               "cache entry that is out-dated")
+            return None
+        try:
+            source = objects.Volume.get_by_id(internal, entry["volume_id"])
+        except exception.VolumeNotFound:
+            LOG.info("Volume %(vol)s: the volume of image-volume cache entry "
+                     "%(src)s was deleted meanwhile.",
+                     {"vol": volume.id, "src": entry["volume_id"]})
+            return None
+        return entry, source
+
+    def _from_cache(self, context: Any, volume: Any, image_location: Any,
+                    image_meta: dict, image_service: Any
+                    ) -> tuple[Optional[dict], bool]:
         if not self._config.safe_get("image_volume_cache_enabled"):
             return NOT_CLONED
         internal = cinder_context.get_internal_tenant_context()
@@ -204,27 +264,42 @@ class ImageCloner:
             LOG.info("Volume %s: no Cinder internal tenant configured, the "
                      "image-volume cache is not used.", volume.id)
             return NOT_CLONED
-        entry = self._cache_entry(internal, image_id, volume)
-        if entry is None:
-            LOG.info("Volume %(vol)s: no image-volume cache entry for image "
-                     "%(img)s yet.", {"vol": volume.id, "img": image_id})
-            return NOT_CLONED
-        if not entry_is_fresh(entry, image_meta):
-            LOG.info("Volume %(vol)s: image-volume cache entry %(src)s is "
-                     "older than image %(img)s; Cinder replaces it.",
-                     {"vol": volume.id, "src": entry["volume_id"],
-                      "img": image_id})
-            return NOT_CLONED
-        source = objects.Volume.get_by_id(internal, entry["volume_id"])
+        found = self._fresh_entry(internal, volume, image_meta)
+        if found is not None:
+            result = self._clone_entry(internal, volume, found, image_meta)
+            if result is not None:
+                return result
+        # The lock Cinder's own cache-miss path takes: one entry per image.
+        with coordination.COORDINATOR.get_lock(image_meta["id"]):
+            found = self._fresh_entry(internal, volume, image_meta)
+            if found is not None:
+                # Made by another create while this one waited.
+                result = self._clone_entry(internal, volume, found,
+                                           image_meta)
+                if result is not None:
+                    return result
+            return self._download_and_clone(
+                context, internal, volume, image_location, image_meta,
+                image_service)
+
+    def _clone_entry(self, internal: Any, volume: Any,
+                     found: tuple[Any, Any], image_meta: dict
+                     ) -> Optional[tuple[Optional[dict], bool]]:
+        """Clone a cache entry; None if the entry had to be removed."""
+        entry, source = found
         LOG.info("Volume %(vol)s: cloning image %(img)s "
                  "(%(fmt)s) from image-volume cache entry %(src)s.",
-                 {"vol": volume.id, "img": image_id,
+                 {"vol": volume.id, "img": image_meta.get("id"),
                   "fmt": image_meta.get("disk_format"), "src": source.id})
         try:
             return self.driver.create_cloned_volume(volume, source), True
         except exception.SnapshotLimitReached:
             LOG.info("Volume %(vol)s: vtree of cache entry %(src)s is full.",
                      {"vol": volume.id, "src": source.id})
+        except exception.QuotaError:
+            # Cinder's own path would clone again, then download the image
+            # only to be refused the same quota.
+            raise
         except exception.CinderException:
             # As Cinder's own cache path does, leave the volume to Cinder,
             # which tries the entry once more and else downloads the image.
@@ -232,32 +307,44 @@ class ImageCloner:
                         "%(src)s; Cinder takes over.",
                         {"vol": volume.id, "src": source.id}, exc_info=True)
             return NOT_CLONED
-        if not self._config.safe_get(options.ROTATE_FULL_VTREE):
-            LOG.info("Volume %(vol)s: powerflex_cache_rotate_full_vtree is "
-                     "False; removing cache entry %(src)s, Cinder downloads "
-                     "the image again.", {"vol": volume.id, "src": source.id})
-            # Left in place, Cinder's own cache path would hit the full
-            # vtree again and fail the create.
-            self._remove_entry(internal, entry, "Removing image-volume "
-                               "cache entry whose vtree is full")
-            return NOT_CLONED
+        replacement = self._replace_full_entry(internal, volume, entry,
+                                               image_meta)
+        if replacement is None:
+            return None
+        return self._clone_new_entry(volume, replacement)
+
+    def _clone_new_entry(self, volume: Any, entry_volume: Any
+                         ) -> tuple[Optional[dict], bool]:
         try:
-            source = self._rotate(internal, volume, entry, image_meta)
-        except Exception:
-            LOG.exception("Volume %(vol)s: could not replace cache entry "
-                          "%(src)s whose vtree is full; Cinder downloads "
-                          "the image again.",
-                          {"vol": volume.id, "src": entry["volume_id"]})
-            return NOT_CLONED
-        if source is None:
-            return NOT_CLONED
-        try:
-            return self.driver.create_cloned_volume(volume, source), True
+            return self.driver.create_cloned_volume(volume, entry_volume), True
+        except exception.QuotaError:
+            raise
         except exception.CinderException:
             LOG.warning("Volume %(vol)s: could not clone new cache entry "
                         "%(src)s; Cinder takes over.",
-                        {"vol": volume.id, "src": source.id}, exc_info=True)
+                        {"vol": volume.id, "src": entry_volume.id},
+                        exc_info=True)
             return NOT_CLONED
+
+    def _replace_full_entry(self, internal: Any, volume: Any, entry: Any,
+                            image_meta: dict) -> Optional[Any]:
+        """Replace an entry whose vtree is full; None if it was removed."""
+        if not self._config.safe_get(options.ROTATE_FULL_VTREE):
+            LOG.info("Volume %(vol)s: powerflex_cache_rotate_full_vtree is "
+                     "False; removing cache entry %(src)s, the image is "
+                     "downloaded again.",
+                     {"vol": volume.id, "src": entry["volume_id"]})
+            self._remove_entry(internal, entry, "Removing image-volume "
+                               "cache entry whose vtree is full")
+            return None
+        try:
+            return self._rotate(internal, volume, entry, image_meta)
+        except Exception:
+            LOG.exception("Volume %(vol)s: could not replace cache entry "
+                          "%(src)s whose vtree is full; the image is "
+                          "downloaded again.",
+                          {"vol": volume.id, "src": entry["volume_id"]})
+            return None
 
     def _remove_entry(self, internal: Any, entry: Any, reason: str) -> None:
         """Evict a cache entry at once and delete its volume.
@@ -274,6 +361,170 @@ class ImageCloner:
             LOG.exception("Could not delete volume %s of an evicted "
                           "image-volume cache entry.", entry["volume_id"])
 
+    # -- a cache miss ---------------------------------------------------------
+
+    def _download_and_clone(self, context: Any, internal: Any, volume: Any,
+                            image_location: Any, image_meta: dict,
+                            image_service: Any
+                            ) -> tuple[Optional[dict], bool]:
+        """Download an image into a new cache entry and clone it.
+
+        The entry is made at the image's virtual size (rounded up to the
+        array granularity), so it and every clone record what the array
+        holds. Cinder's checks apply as on its own path: room in
+        ``image_conversion_dir`` for the download, the image signature, the
+        virtual size against the volume size, the conversion rules. When
+        the cache has no room, or the entry cannot be made, the image goes
+        straight into the volume.
+        """
+        image_id = image_meta["id"]
+        if CONF.image_conversion_dir:
+            fileutils.ensure_tree(CONF.image_conversion_dir)
+        image_utils.check_available_space(CONF.image_conversion_dir,
+                                          image_meta["size"], image_id)
+        backend_name = volume_utils.extract_host(volume.service_topic_queue)
+        with image_utils.TemporaryImages.fetch(
+                image_service, context, image_id, backend_name) as tmp_image:
+            if CONF.verify_glance_signatures != "disabled":
+                verified = image_utils.verify_glance_image_signature(
+                    context, image_service, image_id, tmp_image)
+                self.driver.db.volume_glance_metadata_bulk_create(
+                    context, volume.id, {"signature_verified": verified})
+            virtual_gib = image_utils.check_virtual_size(
+                image_utils.qemu_img_info(tmp_image).virtual_size,
+                volume.size, image_id)
+            entry_gib = sizing.round_up(max(virtual_gib, 1),
+                                        self.driver._granularity())
+            entry_volume = self._internal_volume(internal, volume, entry_gib,
+                                                 image_id)
+            cache = self._cache()
+            if not cache.ensure_space(internal, entry_volume):
+                LOG.warning("Volume %(vol)s: the image-volume cache has no "
+                            "room for a %(size)s GiB entry of image "
+                            "%(img)s; copying the image into the volume.",
+                            {"vol": volume.id, "size": entry_gib,
+                             "img": image_id})
+                return self._download_into(context, volume, image_location,
+                                           image_meta, image_service), True
+            try:
+                self._create_internal_volume(internal, entry_volume)
+                self._fill_from_image(context, internal, entry_volume,
+                                      image_location, image_meta,
+                                      image_service)
+                cache.create_cache_entry(internal, entry_volume, image_id,
+                                         image_meta)
+            except IMAGE_CHECK_ERRORS:
+                with excutils.save_and_reraise_exception():
+                    self._discard_if_created(internal, entry_volume)
+            except Exception:
+                LOG.exception("Volume %(vol)s: could not make an "
+                              "image-volume cache entry for image %(img)s; "
+                              "copying the image into the volume.",
+                              {"vol": volume.id, "img": image_id})
+                self._discard_if_created(internal, entry_volume)
+                return self._download_into(context, volume, image_location,
+                                           image_meta, image_service), True
+        LOG.info("Image %(img)s: new image-volume cache entry %(entry)s of "
+                 "%(size)s GiB (virtual size %(virt)s GiB).",
+                 {"img": image_id, "entry": entry_volume.id,
+                  "size": entry_gib, "virt": virtual_gib})
+        return self._clone_new_entry(volume, entry_volume)
+
+    def _fill_from_image(self, context: Any, internal: Any,
+                         entry_volume: Any,
+                         image_location: Any, image_meta: dict,
+                         image_service: Any) -> None:
+        """Create a new cache volume on the array and copy the image in."""
+        entry_volume.update(self.driver.create_volume(entry_volume) or {})
+        entry_volume.save()
+        volume_utils.copy_image_to_volume(self.driver, context, entry_volume,
+                                          image_meta, image_location,
+                                          image_service)
+        self._make_available(internal, entry_volume)
+
+    def _download_into(self, context: Any, volume: Any, image_location: Any,
+                       image_meta: dict, image_service: Any) -> dict:
+        """Copy an image straight into ``volume``, as Cinder's path does."""
+        model_update = self.driver.create_volume(volume)
+        volume.update(model_update)
+        volume.save()
+        volume_utils.copy_image_to_volume(self.driver, context, volume,
+                                          image_meta, image_location,
+                                          image_service)
+        return model_update
+
+    # -- internal-tenant volumes ----------------------------------------------
+
+    def _internal_volume(self, internal: Any, like: Any, size_gib: int,
+                         image_id: str) -> Any:
+        """A new cache volume for ``image_id`` beside ``like``, not saved."""
+        return objects.Volume(
+            context=internal, size=size_gib, host=like.host,
+            cluster_name=like.cluster_name,
+            availability_zone=like.availability_zone,
+            volume_type_id=like.volume_type_id,
+            user_id=internal.user_id, project_id=internal.project_id,
+            display_name="image-%s" % image_id, status="creating",
+            attach_status=fields.VolumeAttachStatus.DETACHED)
+
+    def _create_internal_volume(self, internal: Any, new: Any) -> None:
+        """Charge the internal tenant for ``new`` and save its row.
+
+        The quota reservation Cinder's ``_clone_image_volume`` makes for
+        the cache entries it creates.
+        """
+        reserve_opts = {"volumes": 1, "gigabytes": new.size}
+        QUOTAS.add_volume_type_opts(internal, reserve_opts,
+                                    new.volume_type_id)
+        reservations = QUOTAS.reserve(internal, **reserve_opts)
+        try:
+            new.create()
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                QUOTAS.rollback(internal, reservations)
+        QUOTAS.commit(internal, reservations, project_id=internal.project_id)
+
+    def _make_available(self, internal: Any, new: Any) -> None:
+        """Mark a filled cache volume available and read-only."""
+        new.status = "available"
+        new.save()
+        self.driver.db.volume_admin_metadata_update(
+            internal.elevated(), new.id, {"readonly": "True"}, False)
+
+    def _discard_if_created(self, internal: Any, volume: Any) -> None:
+        """Remove a half-made internal volume, if its row was saved."""
+        if volume.obj_attr_is_set("id"):
+            self._discard(internal, volume)
+
+    def _discard(self, internal: Any, volume: Any) -> None:
+        """Remove a half-made internal volume: array, quota and DB row.
+
+        When the array volume cannot be removed the row is kept in
+        ``error_deleting`` with its quota, as Cinder's own delete leaves a
+        volume it could not delete, so the array volume is not forgotten.
+        """
+        if volume.provider_id:
+            try:
+                self.driver.delete_volume(volume)
+            except Exception:
+                LOG.exception("Could not remove array volume %(pid)s of "
+                              "half-made cache volume %(vol)s; the volume "
+                              "stays in error_deleting, delete it again.",
+                              {"pid": volume.provider_id, "vol": volume.id})
+                volume.status = "error_deleting"
+                volume.save()
+                return
+        reserve_opts = {"volumes": -1, "gigabytes": -volume.size}
+        QUOTAS.add_volume_type_opts(internal, reserve_opts,
+                                    volume.volume_type_id)
+        reservations = QUOTAS.reserve(
+            internal, project_id=internal.project_id, **reserve_opts)
+        QUOTAS.commit(internal, reservations,
+                      project_id=internal.project_id)
+        volume.destroy()
+
+    # -- vtree rotation -------------------------------------------------------
+
     def _rotate(self, internal: Any, volume: Any, entry: Any,
                 image_meta: dict) -> Optional[Any]:
         """Replace a cache entry whose vtree is full; return its volume.
@@ -281,9 +532,9 @@ class ImageCloner:
         Runs under Cinder's coordination lock for the entry, so that two
         services of one cluster never rotate the same entry twice: the second
         finds the entry already replaced and uses the new one. Returns None
-        when the entry was removed meanwhile (Cinder then takes over). When
-        the copy fails the full entry is removed, so that Cinder's own path
-        makes a fresh one instead of failing on the full vtree.
+        when the entry was removed meanwhile. When the copy fails the full
+        entry is removed, so that a fresh one is made instead of failing on
+        the full vtree.
         """
         image_id = image_meta["id"]
         lock_name = "powerflex-cache-rotate-%s" % entry["volume_id"]
@@ -291,7 +542,7 @@ class ImageCloner:
             current = self._cache_entry(internal, image_id, volume)
             if current is None:
                 LOG.info("Volume %(vol)s: cache entry %(old)s was removed "
-                         "meanwhile; Cinder takes over.",
+                         "meanwhile.",
                          {"vol": volume.id, "old": entry["volume_id"]})
                 return None
             if current["volume_id"] != entry["volume_id"]:
@@ -313,8 +564,15 @@ class ImageCloner:
                     self._remove_entry(
                         internal, entry, "Removing image-volume cache entry "
                         "whose vtree is full and could not be copied")
-            self._cache().create_cache_entry(internal, new, image_id,
-                                             image_meta)
+            try:
+                self._cache().create_cache_entry(internal, new, image_id,
+                                                 image_meta)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    self._discard(internal, new)
+                    self._remove_entry(
+                        internal, entry, "Removing image-volume cache entry "
+                        "whose vtree is full and could not be replaced")
             self._remove_entry(internal, entry, "Replacing image-volume "
                                "cache entry whose vtree is full")
             LOG.info("Image %(img)s: cache entry %(old)s replaced by "
@@ -324,29 +582,15 @@ class ImageCloner:
 
     def _copy_to_new_cache_volume(self, internal: Any, old: Any,
                                   image_meta: dict) -> Any:
-        """Make a new internal-tenant volume holding ``old``'s data."""
-        reserve_opts = {"volumes": 1, "gigabytes": old.size}
-        QUOTAS.add_volume_type_opts(internal, reserve_opts,
-                                    old.volume_type_id)
-        reservations = QUOTAS.reserve(internal, **reserve_opts)
+        """Make a new internal-tenant volume holding ``old``'s data.
+
+        It is made at ``old``'s array size, so it holds all of it.
+        """
+        size = sizing.round_up(old.size, self.driver._granularity())
+        new = self._internal_volume(internal, old, size, image_meta["id"])
+        self._create_internal_volume(internal, new)
         try:
-            new = objects.Volume(
-                context=internal, size=old.size, host=old.host,
-                cluster_name=old.cluster_name,
-                availability_zone=old.availability_zone,
-                volume_type_id=old.volume_type_id,
-                user_id=internal.user_id, project_id=internal.project_id,
-                display_name="image-%s" % image_meta["id"],
-                status="creating",
-                attach_status=fields.VolumeAttachStatus.DETACHED)
-            new.create()
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                QUOTAS.rollback(internal, reservations)
-        QUOTAS.commit(internal, reservations, project_id=internal.project_id)
-        try:
-            model_update = self.driver.create_volume(new) or {}
-            new.update(model_update)
+            new.update(self.driver.create_volume(new) or {})
             new.save()
             self.driver.copy_volume_data_sparse(internal, old, new)
         except Exception:
@@ -354,23 +598,5 @@ class ImageCloner:
                 LOG.error("Could not copy cache volume %(old)s; removing "
                           "%(new)s.", {"old": old.id, "new": new.id})
                 self._discard(internal, new)
-        new.status = "available"
-        new.save()
-        self.driver.db.volume_admin_metadata_update(
-            internal.elevated(), new.id, {"readonly": "True"}, False)
+        self._make_available(internal, new)
         return new
-
-    def _discard(self, internal: Any, volume: Any) -> None:
-        """Remove a half-made internal volume: array, quota and DB row."""
-        try:
-            if volume.provider_id:
-                self.driver.delete_volume(volume)
-        finally:
-            reserve_opts = {"volumes": -1, "gigabytes": -volume.size}
-            QUOTAS.add_volume_type_opts(internal, reserve_opts,
-                                        volume.volume_type_id)
-            reservations = QUOTAS.reserve(
-                internal, project_id=internal.project_id, **reserve_opts)
-            QUOTAS.commit(internal, reservations,
-                          project_id=internal.project_id)
-            volume.destroy()

@@ -22,27 +22,20 @@ import itertools
 
 from oslo_config import cfg
 
-VERIFY_ARRAY_SIZE = "powerflex_cache_verify_array_size"
 CLONE_IMAGE = "powerflex_cache_clone_image"
 ROTATE_FULL_VTREE = "powerflex_cache_rotate_full_vtree"
 
 cache_opts = [
-    cfg.BoolOpt(VERIFY_ARRAY_SIZE,
-                default=True,
-                help="When the rounded database size of a clone's source "
-                     "(or of a volume being extended) does not prove that "
-                     "the array already holds the requested size, read the "
-                     "real array size (one GET per array volume) and send "
-                     "setVolumeSize only if it is still needed. When "
-                     "False, the extend is sent without that read."),
     cfg.BoolOpt(CLONE_IMAGE,
                 default=True,
-                help="Create volumes from images on the array in "
-                     "clone_image: from the volume a raw image's cinder:// "
-                     "location names, or from a fresh image-volume cache "
-                     "entry of this host or cluster whatever the image's "
-                     "disk format. When False, Cinder's own cache and "
-                     "download path is used."),
+                help="Create volumes from images in clone_image: from the "
+                     "volume a raw image's cinder:// location names, or from "
+                     "a fresh image-volume cache entry of this host or "
+                     "cluster whatever the image's disk format; on a cache "
+                     "miss, make the entry at the image's size first. When "
+                     "False, Cinder's own cache and download path is used, "
+                     "and a volume that makes a new cache entry ends with "
+                     "the requested size recorded, below the array size."),
     cfg.BoolOpt(ROTATE_FULL_VTREE,
                 default=True,
                 help="When the vtree of an image-volume cache entry is full "

@@ -14,12 +14,14 @@
 Pure functions with no Cinder import, so the size policy can be read and
 tested on its own:
 
-* an extend is sent to the array only when the requested size rounded up to
-  the array granularity exceeds the array (physical) size, and its target is
-  that rounded size;
-* what is known before asking the array (the rounded database size of the
-  source) is a lower bound of the physical size; when that bound already
-  covers the request no REST call is needed at all.
+* the array holds every volume at its size rounded up to the granularity
+  (8 GiB on Mirroring systems, 1 GiB on erasure-coded ones), and a snapshot
+  or clone holds its source's array size;
+* what Cinder records covers what the array holds, so the rounded recorded
+  size of a volume is its array size (a lower bound for a volume grown on
+  the array behind Cinder's back);
+* an extend is sent only when the requested size rounded up exceeds the
+  array size, and its target is that rounded size.
 """
 
 import dataclasses
@@ -53,6 +55,17 @@ def is_aligned(size_gib: int, gran_gib: int) -> bool:
     return size_gib % gran_gib == 0
 
 
+def clone_array_size(source_recorded_gib: int, requested_gib: int,
+                     gran_gib: int) -> int:
+    """Array size of a clone of a source recorded at ``source_recorded_gib``.
+
+    The clone starts at its source's array size and is extended to the
+    rounded requested size when that is larger.
+    """
+    return max(round_up(source_recorded_gib, gran_gib),
+               round_up(requested_gib, gran_gib))
+
+
 class Action(enum.Enum):
     """What the driver does about an array size."""
 
@@ -62,10 +75,6 @@ class Action(enum.Enum):
     EXTEND = "extend"
     """Send ``setVolumeSize`` with the plan's target."""
 
-    READ_ARRAY_SIZE = "read-array-size"
-    """Only a lower bound is known and it does not cover the request: read
-    the real array size (one GET) and plan again."""
-
 
 @dataclasses.dataclass(frozen=True)
 class ExtendPlan:
@@ -73,55 +82,29 @@ class ExtendPlan:
 
     requested_gib: int
     target_gib: int
-    known_gib: int
-    known_is_exact: bool
+    array_gib: int
     action: Action
 
     def describe(self) -> str:
         """Say the decision in words an operator understands."""
-        known = ("array size %d GiB" % self.known_gib if self.known_is_exact
-                 else "array size at least %d GiB" % self.known_gib)
         if self.action is Action.SKIP:
-            return ("%s already covers requested %d GiB; no extend"
-                    % (known, self.requested_gib))
-        if self.action is Action.EXTEND:
-            return ("%s is below requested %d GiB; extend to %d GiB"
-                    % (known, self.requested_gib, self.target_gib))
-        return ("%s does not prove requested %d GiB is covered; reading "
-                "the array size" % (known, self.requested_gib))
+            return ("array size %d GiB already covers requested %d GiB, "
+                    "no extend" % (self.array_gib, self.requested_gib))
+        return ("array size %d GiB is below requested %d GiB, extend to "
+                "%d GiB" % (self.array_gib, self.requested_gib,
+                            self.target_gib))
 
 
-def plan_extend(requested_gib: int, known_gib: int, gran_gib: int,
-                known_is_exact: bool, read_allowed: bool = True
-                ) -> ExtendPlan:
+def plan_extend(requested_gib: int, array_gib: int,
+                gran_gib: int) -> ExtendPlan:
     """Decide whether an array volume must be extended.
 
-    :param requested_gib: the size Cinder asks for (``volume.size``).
-    :param known_gib: the array size if ``known_is_exact``, else a lower
-        bound of it (the rounded database size of the source).
+    :param requested_gib: the size Cinder asks for.
+    :param array_gib: the array size known from the recorded size (the
+        rounded recorded size of the volume or of the clone's source).
     :param gran_gib: the array allocation granularity.
-    :param known_is_exact: whether ``known_gib`` was read from the array.
-    :param read_allowed: whether the array size may be read when a lower
-        bound does not settle the decision; if not, the extend is planned
-        at once.
     """
     target = round_up(requested_gib, gran_gib)
-    if known_gib >= target:
-        action = Action.SKIP
-    elif known_is_exact or not read_allowed:
-        action = Action.EXTEND
-    else:
-        action = Action.READ_ARRAY_SIZE
+    action = Action.SKIP if array_gib >= target else Action.EXTEND
     return ExtendPlan(requested_gib=requested_gib, target_gib=target,
-                      known_gib=known_gib, known_is_exact=known_is_exact,
-                      action=action)
-
-
-def lower_bound_from_db(db_size_gib: int, gran_gib: int) -> int:
-    """Lower bound of the array size of a volume whose DB size is known.
-
-    The array rounds every size up to its granularity and a snapshot or
-    clone has the physical size of its source, so a volume (or snapshot of a
-    volume) of database size ``s`` holds at least ``round_up(s)`` GiB.
-    """
-    return round_up(db_size_gib, gran_gib)
+                      array_gib=array_gib, action=action)

@@ -38,8 +38,8 @@ _ROTATION_LINE = "is full; copying it into a new cache volume"
 _CACHE_LINE = "from image-volume cache entry"
 _DIRECT_LINE = "(cinder:// location)"
 _CINDER_DIRECT_LINE = "Will clone a volume from the image volume"
-_DECISION_WORDS = ("no extend", "extend to", "reading the array size",
-                   "the database keeps")
+_DECISION_WORDS = ("no extend", "extend to", "refused the extend",
+                   "Cinder records")
 
 
 def _seen(lines: list[str], text: str) -> bool:

@@ -22,7 +22,11 @@ fresh cache entry (any disk format) or a ``cinder://`` image volume in
 
 Not cloned by ours: a stale cache entry (the image's ``updated_at``
 changed), an encrypted volume, a ``cinder://`` volume whose image belongs
-to another project.
+to another project. Except for the encrypted volume, ours then takes the
+cache miss over in ``clone_image`` as well: the image is downloaded once
+into a new cache volume (made at the image's virtual size rounded up to the
+array granularity) that becomes the entry, and the volume is a snapshot of
+it, recorded at the size the array holds.
 """
 
 import datetime
@@ -135,7 +139,7 @@ class CloneImageSourcesScenario:
             self.assertEqual([cache_volume.provider_id],
                              snapshot_sources(recorded))
             self.assertEqual([], space_checks)
-            self.assertEqual(60, second.size)
+            self.assertEqual(64, second.size)
             self.assertEqual(64, self.array_size_gib(second))
             self.assert_volume_content(second, image)
         else:
@@ -147,6 +151,9 @@ class CloneImageSourcesScenario:
             self.assertEqual([exception.ImageTooBig],
                              [type(exc) for _name, exc in
                               self.casts.failures])
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
     def test_stale_entry_never_used(self) -> None:
@@ -162,7 +169,6 @@ class CloneImageSourcesScenario:
         cloned = self.spy(self.driver, "clone_image")
 
         after, recorded = self.create_volume(8, image_id=meta["id"])
-        self.assertEqual([(None, False)], cloned)
         self.assertNotIn(stale.provider_id, snapshot_sources(recorded))
         self.assertEqual(2, self.images.downloads[meta["id"]])
         self.assert_volume_content(after, new_image)
@@ -170,11 +176,22 @@ class CloneImageSourcesScenario:
         self.assertNotIn(stale.provider_id, self.sim.array.volumes)
         fresh = self.cache_volume(meta["id"])
         self.assert_volume_content(fresh, new_image)
+        # Stock: Cinder downloads into the volume and caches a snapshot
+        # of it. Ours: clone_image removes the stale entry, downloads into
+        # a new cache volume and clones the volume from it.
+        self.assertEqual(self.expect(stock=[(None, False)], ours=[True]),
+                         [c if c == (None, False) else c[1] for c in cloned])
+        self.assertEqual(
+            self.expect(stock=[after.provider_id], ours=[fresh.provider_id]),
+            snapshot_sources(recorded))
 
         third, hit = self.create_volume(8, image_id=meta["id"])
         self.assertEqual([fresh.provider_id], snapshot_sources(hit))
         self.assertEqual(self.expect(stock=False, ours=True), cloned[1][1])
         self.assert_volume_content(third, new_image)
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
     def _encrypted_type(self) -> Any:
@@ -230,8 +247,13 @@ class CloneImageSourcesScenario:
         # cached.
         volume, recorded = self.create_volume(8, image_id=meta["id"])
         self.assertEqual(2, self.images.downloads[meta["id"]])
-        self.assertEqual([volume.provider_id], snapshot_sources(recorded))
         self.assertEqual(1, len(self.cache_entries()))
+        # Stock caches a snapshot of the new volume, ours makes the new
+        # volume a snapshot of the new cache volume.
+        self.assertEqual(
+            self.expect(stock=[volume.provider_id],
+                        ours=[self.cache_volume(meta["id"]).provider_id]),
+            snapshot_sources(recorded))
         self.assert_volume_content(volume, image)
 
         # With cinder:// allowed, the image volume is cloned: by our
@@ -245,6 +267,9 @@ class CloneImageSourcesScenario:
         self.assertEqual(self.expect(stock=[(None, False)], ours=[True]),
                          [c if c == (None, False) else c[1] for c in cloned])
         self.assert_volume_content(volume, image)
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
     def test_cinder_location_of_another_owner_not_used(self) -> None:
@@ -257,10 +282,20 @@ class CloneImageSourcesScenario:
         self.override_config("allowed_direct_url_schemes", ["cinder"])
         cloned = self.spy(self.driver, "clone_image")
         volume, recorded = self.create_volume(8, image_id=meta["id"])
-        self.assertEqual([(None, False)], cloned)
         self.assertNotIn(source.provider_id, snapshot_sources(recorded))
         self.assertEqual(2, self.images.downloads[meta["id"]])
         self.assert_volume_content(volume, image)
+        # Not cloned from the other project's volume; ours then takes the
+        # cache miss over (a new entry, the volume a snapshot of it).
+        self.assertEqual(self.expect(stock=[(None, False)], ours=[True]),
+                         [c if c == (None, False) else c[1] for c in cloned])
+        self.assertEqual(
+            self.expect(stock=[volume.provider_id],
+                        ours=[self.cache_volume(meta["id"]).provider_id]),
+            snapshot_sources(recorded))
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
     def test_cache_clone_fails_once(self) -> None:
@@ -280,6 +315,9 @@ class CloneImageSourcesScenario:
         self.assertEqual(self.expect(stock=1, ours=0),
                          recorded.counts()["createVolume"])
         self.assert_volume_content(volume, image)
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
 

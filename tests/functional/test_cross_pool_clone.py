@@ -16,8 +16,12 @@ in SP1 and the new volume in SP2.
 
 An array snapshot always stays in its source's pool. The stock driver
 snapshots anyway: the clone's array volume is in SP1 while Cinder records
-it in SP2. Ours creates the volume in SP2 and copies the data through this
-host (os-brick attach of both volumes, zero chunks skipped).
+it in SP2. Ours creates the volume in SP2 at the requested size rounded up
+to the array granularity (and records and charges that size) and copies
+the data through this host (os-brick attach of both volumes, zero chunks
+skipped). The copy covers the source's whole array volume (the attached
+device), not the size Cinder records: a guest writes up to the end of the
+disk it sees.
 
 How a driver gets there: Cinder's filter scheduler keeps a clone of a
 volume in the source's pool (the request's ``resource_backend`` is the
@@ -49,6 +53,10 @@ class CrossPoolScenario:
         """1 GiB source in SP1, 10 GiB clone placed in SP2."""
         meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
         source, _unused = self.create_volume(1, image_id=meta["id"])
+        # Stock keeps the request of a volume made from an image; ours
+        # records the 8 GiB the array holds.
+        self.assertEqual(self.expect(stock=1, ours=8), source.size)
+        self.assertEqual(8, self.array_size_gib(source))
         self.assertEqual(self.pool_host(SOURCE_POOL), source.host)
         pool_ids = self.sim.pool_ids
         self.assertEqual(pool_ids["SP1"],
@@ -73,10 +81,12 @@ class CrossPoolScenario:
             self.assertEqual(2, counts["addMappedSdc"])
             self.assertEqual(2, counts["removeMappedSdc"])
             self.assertEqual(1, len(copies))
-            self.assertEqual(GIB, copies[0].bytes_total)
+            # All 8 GiB the source holds on the array; its holes are
+            # skipped, not read.
+            self.assertEqual(8 * GIB, copies[0].bytes_total)
             self.assertLess(copies[0].bytes_read, GIB)
             self.assertEqual(2 * MIB, copies[0].bytes_written)
-            self.assertEqual(10, clone.size)
+            self.assertEqual(16, clone.size)
         else:
             # The snapshot lands in the source's pool, whatever Cinder
             # recorded, and is then extended to the request.
@@ -88,8 +98,13 @@ class CrossPoolScenario:
             self.assertEqual(16, clone.size)
         self.assertEqual(16, self.array_size_gib(clone))
         self.assert_volume_content(clone, image)
-        self.assertEqual(start["gigabytes"] + 10,
+        # Both record 16 GiB; stock leaves the usage at the 10 reserved,
+        # ours charged the 6 more.
+        self.assertEqual(start["gigabytes"] + self.expect(stock=10, ours=16),
                          self.quota_usage()["gigabytes"])
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
         self.delete_volume(clone)
@@ -99,7 +114,10 @@ class CrossPoolScenario:
         # counted at all.
         self.assertEqual(self.expect(stock=0, ours=start["gigabytes"]),
                          self.quota_usage()["gigabytes"])
-        self.assertEqual(1, self.db_usage()["gigabytes"])
+        self.assertEqual(self.expect(stock=1, ours=8),
+                         self.db_usage()["gigabytes"])
+        if self.is_ours:
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
     def test_cinder_location_in_another_pool(self) -> None:

@@ -12,12 +12,18 @@
 """Scenario 1, the seed: a 60 GiB image into 60 GiB volumes, cache on.
 
 The traced flow the product was created from: the first volume misses the
-image-volume cache (download, 64 GiB array volume, conversion, clone into
-the cache), three more are served from the cache. For every create the
-test counts the ``setVolumeSize`` requests and their targets, checks the
+image-volume cache, three more are served from the cache. For every create
+the test counts the ``setVolumeSize`` requests and their targets, checks the
 volume's bytes against the image and the array size against the database,
 and at the end that quota usage is back where it started and that no array
 volume outlived its Cinder record.
+
+Ours takes the miss over in ``clone_image``: the image is downloaded once
+into a new internal-tenant cache volume of 64 GiB (the 60 GiB image rounded
+up to the array granularity), which becomes the cache entry, and the user's
+volume is a snapshot of it. Every volume records the 64 GiB the array holds,
+and the project is charged for those 64 GiB (the API reserved 60, the
+driver the 4 more), so usage matches the records at every step.
 
 What Cinder 29's stock driver does here, as observed: it sends no
 ``setVolumeSize`` at all (its ``extend_volume`` compares rounded sizes, so
@@ -57,40 +63,63 @@ class SeedScenario:
         start = self.quota_usage()
 
         volumes, extends, db_sizes = [], [], []
-        for _unused in range(1 + HITS):
+        for index in range(1 + HITS):
             volume, recorded = self.create_volume(REQUESTED,
                                                   image_id=meta["id"])
             self.assertEqual(64, self.array_size_gib(volume))
             self.assert_volume_content(volume, image)
             for array_id, _size in recorded.extends:
                 self.assertEqual(volume.provider_id, array_id)
+            if index == 0:
+                # The miss: one array volume (stock: the user's, then
+                # snapshotted into the cache; ours: the cache volume, then
+                # snapshotted for the user).
+                self.assertEqual(1, recorded.counts()["createVolume"])
+                self.assertEqual(1, recorded.counts()["snapshotVolumes"])
             volumes.append(volume)
             extends.append(recorded.extend_targets)
             db_sizes.append(volume.size)
+            if self.is_ours:
+                self.assert_sizes_cover_array()
+                self.assert_no_quota_drift()
         self.assertEqual({meta["id"]: 1}, dict(self.images.downloads))
         cache_volume = self.cache_volume(meta["id"])
         self.assertEqual(64, self.array_size_gib(cache_volume))
+        if self.is_ours:
+            # The cache volume is the vtree's base, the miss a snapshot.
+            self.assertEqual(
+                self.array_volume(cache_volume.provider_id).vtree_id,
+                self.array_volume(volumes[0].provider_id).vtree_id)
+            self.assertFalse(
+                self.array_volume(cache_volume.provider_id).is_snapshot)
 
         # Stock Cinder 29 sends no setVolumeSize here: the seed's "extend
         # to 60" of a 64 GiB volume is gone; ours sends none either.
         self.assertEqual([[]] * (1 + HITS), extends)
-        miss_db = REQUESTED
+        # Stock keeps the request for the miss (glance metadata written
+        # by signature verification), records 64 for clones; ours
+        # records the 64 GiB the array holds for every volume.
+        miss_db = self.expect(stock=REQUESTED, ours=64)
         if not signature_verification:
-            miss_db = self.expect(stock=64, ours=REQUESTED)
-        hit_db = self.expect(stock=64, ours=REQUESTED)
-        self.assertEqual([miss_db] + [hit_db] * HITS, db_sizes)
-        self.assertEqual(self.expect(stock=64, ours=REQUESTED),
-                         cache_volume.size)
+            miss_db = 64
+        self.assertEqual([miss_db] + [64] * HITS, db_sizes)
+        self.assertEqual(64, cache_volume.size)
 
-        # Quota: the API reserved 60 per volume; stock records more.
+        # Quota: the API reserved 60 per volume; stock records more and
+        # leaves the usage at 60, ours charges the 4 GiB more.
         drift = self.expect(stock=(miss_db - REQUESTED) +
-                            HITS * (hit_db - REQUESTED), ours=0)
+                            HITS * (64 - REQUESTED), ours=0)
         self.assertEqual({"volumes": 0, "gigabytes": -drift,
                           "snapshots": 0}, self.quota_drift())
-        # The internal tenant reserved the cache-miss volume's DB size.
+        self.assertEqual(
+            start["gigabytes"] + self.expect(stock=REQUESTED, ours=64) *
+            (1 + HITS), self.quota_usage()["gigabytes"])
+        # Stock: the internal tenant reserved the miss volume's DB size
+        # for the cache entry, which records 64. Ours: it reserved the
+        # 64 GiB cache volume it made.
         self.assertEqual(
             {"volumes": 0, "snapshots": 0,
-             "gigabytes": miss_db - cache_volume.size},
+             "gigabytes": self.expect(stock=miss_db - 64, ours=0)},
             self.quota_drift(cloud.INTERNAL_PROJECT_ID))
 
         for volume in volumes:
@@ -100,6 +129,11 @@ class SeedScenario:
         self.assertEqual(start["volumes"], end["volumes"])
         self.assertEqual(start["gigabytes"] - drift, end["gigabytes"])
         self.delete_volume(baseline)
+        if self.is_ours:
+            self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
+                             self.quota_usage())
+            self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
+                             self.quota_usage(cloud.INTERNAL_PROJECT_ID))
         self.assert_array_matches_db()
 
     def test_seed_raw_image(self) -> None:

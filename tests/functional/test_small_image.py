@@ -11,17 +11,26 @@
 #    under the License.
 """Scenario 2: small images into large volumes, and a size sweep.
 
-A cache miss creates the volume at the image's virtual size, clones it
-into the cache and then extends it to the requested size; cache hits clone
-the (small) cache entry and extend the clone. Every one of those extends is
-needed, for both drivers. The sweep of requested sizes shows where the
-array's 8 GiB granularity already covers the request.
+On a cache miss Cinder's own path (stock) creates the volume at the
+image's virtual size, clones it into the cache and then extends it to the
+requested size. Ours downloads the image into a new cache volume made at
+the image's virtual size rounded up to the array granularity (8 GiB for a
+3 GiB or a 1 GiB image) and clones the volume from it, extending the clone.
+Cache hits clone the (small) cache entry and extend the clone. Every one of
+those extends is needed, for both drivers. The sweep of requested sizes
+shows where the array's 8 GiB granularity already covers the request.
+
+Ours records the array size of every volume (cache entries included) and
+charges the project for it; stock records it for clones but reserves quota
+for the request only.
 
 The last test clones a volume made from an image (whose database size is
-the requested one for both drivers, as Cinder keeps it on the image path):
-there the stock driver extends clones to the size they already have.
+the requested one for stock, as Cinder keeps it on the image path, and the
+array size for ours): there the stock driver extends clones to the size
+they already have.
 """
 
+from cinder import exception
 from oslo_utils import units
 
 from tests.functional import base
@@ -67,9 +76,12 @@ class SmallImageScenario:
             volume, recorded = self.create_volume(60, image_id=meta["id"])
             self.assertEqual([(volume.provider_id, 64)], recorded.extends)
             if index == 0:
-                # The miss: created at the image's size, cloned to the
-                # cache, then extended to what the user asked.
+                # The miss, stock: created at the image's size, cloned to
+                # the cache, then extended to what the user asked. Ours:
+                # the cache volume is created and filled, the volume is
+                # cloned from it and extended.
                 self.assertEqual(1, recorded.counts()["createVolume"])
+                self.assertEqual(1, recorded.counts()["snapshotVolumes"])
             else:
                 self.assertEqual(0, recorded.counts()["createVolume"])
                 self.assertEqual(1, recorded.counts()["snapshotVolumes"])
@@ -80,14 +92,17 @@ class SmallImageScenario:
         cache_volume = self.cache_volume(meta["id"])
         self.assertEqual(8, self.array_size_gib(cache_volume))
         self.assert_volume_content(cache_volume, image)
-        self.assertEqual(self.expect(stock=8, ours=3), cache_volume.size)
-        self.assertEqual([60] + [self.expect(stock=64, ours=60)] * 2,
+        self.assertEqual(8, cache_volume.size)
+        self.assertEqual([self.expect(stock=60, ours=64)] + [64] * 2,
                          [v.size for v in volumes])
         self.assertEqual(-self.expect(stock=2 * 4, ours=0),
                          self.quota_drift()["gigabytes"])
         self.assertEqual(-self.expect(stock=8 - 3, ours=0),
                          self.quota_drift(
                              cloud.INTERNAL_PROJECT_ID)["gigabytes"])
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         for volume in volumes:
             self.delete_volume(volume)
         self.delete_cache_entries()
@@ -116,11 +131,13 @@ class SmallImageScenario:
         self.assertEqual(SWEEP_TARGETS, observed)
         self.assertEqual({meta["id"]: 1}, dict(self.images.downloads))
         if self.is_ours:
-            # The database size is the request; the array is read (one
-            # GET) only when the cache entry's size does not settle it.
-            self.assertEqual({size: size for size in SWEEP}, db_sizes)
-            self.assertEqual({size: 1 if SWEEP_TARGETS[size] else 0
-                              for size in SWEEP[1:]},
+            # The database size is the array size, miss included; the
+            # extends of the hits are decided from the recorded sizes,
+            # without a GET (the miss reads the cache volume it attaches
+            # for the download).
+            self.assertEqual({size: _round8(size) for size in SWEEP},
+                             db_sizes)
+            self.assertEqual({size: 0 for size in SWEEP[1:]},
                              {size: reads[size] for size in SWEEP[1:]})
         else:
             # The miss keeps the request; clones record the array size.
@@ -131,38 +148,56 @@ class SmallImageScenario:
         self.assert_array_matches_db()
 
     def test_clones_of_an_image_volume(self) -> None:
-        """Clones of a 60 GiB volume: stock extends 64 GiB clones to 64."""
+        """Clones of a 60 GiB volume: stock extends 64 GiB clones to 64.
+
+        Ours records the source at 64 GiB, so Cinder refuses the 60 and
+        62 GiB clones, and the 64 GiB one needs no extend.
+        """
         meta, image = self.make_image("tiny", TINY_VIRTUAL_SIZE, TINY_PIECES,
                                       "tiny")
         source, _unused = self.create_volume(60, image_id=meta["id"])
-        self.assertEqual(60, source.size)
+        self.assertEqual(self.expect(stock=60, ours=64), source.size)
         self.assertEqual(64, self.array_size_gib(source))
         start = self.quota_usage()
         observed = {}
         for size in CLONE_SIZES:
+            if size < source.size:
+                # Ours recorded the 64 GiB the array holds: Cinder's API
+                # refuses a smaller clone, as the guest's disk could not
+                # shrink either.
+                self.assertRaises(exception.InvalidInput, self.create_volume,
+                                  size, source_volume=source)
+                observed[size] = None
+                continue
             clone, recorded = self.create_volume(size, source_volume=source)
             observed[size] = recorded.extends
             for array_id, _target in recorded.extends:
                 self.assertEqual(clone.provider_id, array_id)
             self.assertEqual(_round8(size), self.array_size_gib(clone))
-            self.assertEqual(self.expect(stock=_round8(size), ours=size),
-                             clone.size)
+            self.assertEqual(_round8(size), clone.size)
             self.assert_volume_content(clone, image)
+            if self.is_ours:
+                self.assert_sizes_cover_array()
+                self.assert_no_quota_drift()
             self.delete_volume(clone)
-        targets = {size: [t for _unused, t in observed[size]]
+        targets = {size: observed[size] and
+                   [t for _unused, t in observed[size]]
                    for size in CLONE_SIZES}
         self.assertEqual(
             self.expect(stock={60: [], 62: [64], 64: [64], 65: [72]},
-                        ours={60: [], 62: [], 64: [], 65: [72]}),
+                        ours={60: None, 62: None, 64: [], 65: [72]}),
             targets)
-        # Stock records the rounded size of every clone: deleting one
-        # frees more than the API reserved for it (4 GiB for the 60 GiB
-        # clone, 2 for the 62, 7 for the 65).
+        # Both record the rounded size of every clone. Stock reserved the
+        # request only: deleting one frees more than the API reserved for
+        # it (4 GiB for the 60 GiB clone, 2 for the 62, 7 for the 65).
+        # Ours charged the rounding when it made the clone.
         self.assertEqual(
             start["gigabytes"] - self.expect(
                 stock=sum(_round8(size) - size for size in CLONE_SIZES),
                 ours=0),
             self.quota_usage()["gigabytes"])
+        if self.is_ours:
+            self.assert_no_quota_drift()
         self.delete_volume(source)
         self.delete_cache_entries()
         self.assert_array_matches_db()

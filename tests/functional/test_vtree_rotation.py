@@ -21,9 +21,12 @@ snapshot, so the 127th volume finds the vtree full.
   attempt in all, so that create FAILS. The next create downloads the
   image again and starts a new vtree. Counted below: 300 creates give 2
   failed volumes and 3 downloads.
-* Ours: the cache entry is copied through this host into a new volume (a
-  new vtree) that replaces it, and the clone is made from that: no failed
-  create, one download, two rotations.
+* Ours: the image is downloaded once into a cache volume (8 GiB, the base
+  of the first vtree, every volume a snapshot of it); when its vtree is
+  full the cache volume is copied through this host, all of its 8 GiB
+  array volume, into a new volume (a new vtree) that replaces it, and the
+  clone is made from that: no failed create, one download, two rotations.
+  Every 1 GiB volume records and is charged the 8 GiB the array holds.
 
 The same holds with Cinder 29's ``powerflex_max_image_cache_vtree_size``
 as the limit. And when the rotation's copy fails, nothing half-made is
@@ -70,10 +73,14 @@ class RotationHelpers:
                     ) -> tuple[list[Any], list[int], set[str]]:
         """Create ``count`` 1 GiB volumes one after another.
 
+        Each is 8 GiB on the array, and ours records and charges 8: the
+        project's quota has room for that.
+
         :returns: the volumes, the indexes of the creates that failed and
             the ids of every cache volume the image had along the way.
         """
         self.set_project_quota("volumes", count + 10)
+        self.set_project_quota("gigabytes", 8 * (count + 10))
         volumes, failed, cache_ids = [], [], set()
         for index in range(count):
             volume, _unused = self.create_volume(1, image_id=image_id,
@@ -130,7 +137,8 @@ class ManyVolumesScenario(RotationHelpers):
         self.assertEqual(2, counts["removeVolume"])
         self.assertEqual(self.expect(stock=0, ours=2), len(copies))
         for stats in copies:
-            self.assertEqual(VIRTUAL_SIZE, stats.bytes_total)
+            # The cache volume's whole array volume, holes skipped.
+            self.assertEqual(8 * GIB, stats.bytes_total)
             self.assertLess(stats.bytes_read, VIRTUAL_SIZE)
             self.assertEqual(DATA_BYTES, stats.bytes_written)
         self.assertEqual([type(exc) for _name, exc in self.casts.failures],
@@ -141,20 +149,36 @@ class ManyVolumesScenario(RotationHelpers):
             self.assert_volume_content(volume, image)
         cache_volume = self.cache_volume(meta["id"])
         self.assert_volume_content(cache_volume, image)
-        # Stock records 8 GiB for every 1 GiB clone (and cache volume):
-        # the usage no longer matches the records.
-        self.assertEqual(self.expect(stock=8, ours=1), cache_volume.size)
+        # Both record 8 GiB for every 1 GiB clone (and cache volume);
+        # stock keeps 1 for the volumes the image was downloaded into.
+        # Stock reserved 1: the usage no longer matches the records.
+        # Ours charged the 8.
+        self.assertEqual(8, cache_volume.size)
+        self.assertEqual(self.expect(stock={1, 8}, ours={8}),
+                         {objects.Volume.get_by_id(self.admin_ctx,
+                                                   v.id).size
+                          for v in volumes})
         self.assertEqual(
             {"volumes": 0, "snapshots": 0,
              "gigabytes": -self.expect(stock=7 * 295, ours=0)},
             self.quota_drift())
-        self.assertEqual({"volumes": 1, "gigabytes": 1, "snapshots": 0},
-                         self.quota_usage(cloud.INTERNAL_PROJECT_ID))
+        self.assertEqual(
+            {"volumes": 1, "snapshots": 0,
+             "gigabytes": self.expect(stock=1, ours=8)},
+            self.quota_usage(cloud.INTERNAL_PROJECT_ID))
         self.assertEqual(
             {"volumes": 0, "snapshots": 0,
              "gigabytes": -self.expect(stock=7, ours=0)},
             self.quota_drift(cloud.INTERNAL_PROJECT_ID))
         self.assertEqual(len(volumes) + 1, len(self.sim.array.volumes))
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+        else:
+            # The three volumes the image was downloaded into record 1.
+            self.assertEqual(
+                [(1, 8)] * 3,
+                [sizes for sizes in self.volume_sizes().values()
+                 if sizes[0] < sizes[1]])
         self.assert_array_matches_db()
 
 
@@ -200,6 +224,9 @@ class VtreeSizeOptionScenario(RotationHelpers):
         vtree_sizes = collections.Counter(
             v.vtree_id for v in self.sim.array.volumes.values())
         self.assertLessEqual(max(vtree_sizes.values()), 10)
+        if self.is_ours:
+            self.assert_sizes_cover_array()
+            self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
 
@@ -217,7 +244,8 @@ class FailedRotationScenario(RotationHelpers):
     """The copy of a full cache entry fails: nothing half-made is left.
 
     With a vtree limit of 3, the fourth volume of an image finds the cache
-    entry's vtree full (base volume, cache entry, two clones).
+    entry's vtree full (stock: base volume, cache entry, two clones; ours:
+    the cache volume as base and three clones).
     """
 
     SIMULATOR_OPTIONS = {"snapshot_limit": 3}
@@ -246,16 +274,17 @@ class FailedRotationScenario(RotationHelpers):
             return
         self.assertEqual("available", volume.status)
         self.assertEqual([], self.casts.failures)
-        # One copy attempted, it failed; Cinder then downloaded the image
-        # (the full entry was removed) and cached it anew.
+        # One copy attempted, it failed; the full entry was removed and
+        # the image downloaded again into a new cache volume, which the
+        # volume is cloned from.
         self.assertEqual(1, len(copies))
         self.assertIsInstance(copies[0], Exception)
         self.assertEqual(0, self.sim.faults.pending())
         self.assertEqual(2, self.images.downloads[meta["id"]])
         self.assert_volume_content(volume, image)
-        # Two array volumes made (the copy's, removed at once, and
-        # Cinder's download) and two removed (the copy's and the full
-        # entry's); the new entry is Cinder's.
+        # Two array volumes made (the copy's, removed at once, and the
+        # new cache volume the image went into) and two removed (the
+        # copy's and the full entry's).
         self.assertEqual(2, recorded.counts()["createVolume"])
         removed = [c.volume_id for c in recorded.of("removeVolume")]
         self.assertEqual(2, len(removed))
@@ -273,6 +302,8 @@ class FailedRotationScenario(RotationHelpers):
         self.assertEqual(user_before["volumes"] + 1,
                          self.quota_usage()["volumes"])
         self.assertEqual(len(volumes) + 2, len(self.sim.array.volumes))
+        self.assert_sizes_cover_array()
+        self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
     def test_mapping_the_full_entry_fails(self) -> None:
@@ -295,8 +326,8 @@ class FailedRotationScenario(RotationHelpers):
             self.driver._attach_volume = attach_then_drop
             self.addCleanup(setattr, self.driver, "_attach_volume", attach)
         self._fourth_volume(arm)
-        # Ours: the full entry, the new volume (dropped), then the volume
-        # Cinder downloads the image into.
+        # Ours: the full entry, the new volume (dropped), then the new
+        # cache volume the image is downloaded into.
         self.assertEqual(self.expect(stock=0, ours=3), len(attached))
 
 
@@ -310,7 +341,7 @@ class TestFailedRotationOurs(FailedRotationScenario, base.OurDriverTestCase):
 
 
 class TestRotationDisabledOurs(RotationHelpers, base.OurDriverTestCase):
-    """``powerflex_cache_rotate_full_vtree = False``: Cinder downloads."""
+    """``powerflex_cache_rotate_full_vtree = False``: downloaded again."""
 
     SIMULATOR_OPTIONS = {"snapshot_limit": 3}
     BACKEND_OPTIONS = {options.ROTATE_FULL_VTREE: False}
@@ -327,4 +358,6 @@ class TestRotationDisabledOurs(RotationHelpers, base.OurDriverTestCase):
         self.assertEqual(2, len(cache_ids))
         for volume in volumes:
             self.assert_volume_content(volume, image)
+        self.assert_sizes_cover_array()
+        self.assert_no_quota_drift()
         self.assert_array_matches_db()

@@ -17,16 +17,22 @@ from unittest import mock
 from cinder import context
 from cinder.db import api as db_api
 from cinder import exception
+from cinder import objects
+from cinder import quota
 from cinder.tests.unit import utils as test_utils
+import fixtures
+from oslo_utils import units
 from oslo_utils import uuidutils
 
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
+from powerflex_cache_driver import quota_charge
 from tests.unit import base
 
 INTERNAL_PROJECT = "0b9a6c3cd2a44c0f9bd7b3e3a3f5e9a1"
 INTERNAL_USER = "4c3e1c5a9f0d4e5fa7e0c2b1d9f8e7a6"
 UPDATED = datetime.datetime(2026, 11, 1, 12, 0, tzinfo=datetime.timezone.utc)
+MISS = ({"provider_id": "downloaded"}, True)
 VTREE_FULL = (500, {"message": "Error with details", "httpStatusCode": 500,
                     "errorCode": 0, "details": [{
                         "error": "TOO_MANY_SNAPS_IN_VTREE", "rc": 182,
@@ -47,6 +53,11 @@ class CloneImage(base.DriverTestCase):
         self.override_config("allowed_direct_url_schemes", ["cinder"])
         self.volume_type = test_utils.create_volume_type(
             self.ctx, name="powerflex")
+        # The cache-miss path (download into a new entry) has tests of its
+        # own below and in the functional tests; here it is only counted.
+        self.miss = self.mock_object(image_clone.ImageCloner,
+                                     "_download_and_clone",
+                                     return_value=MISS)
 
     def driver(self, driver_class=base.OURS, **overrides):
         overrides.setdefault("image_volume_cache_enabled", True)
@@ -80,6 +91,10 @@ class CloneImage(base.DriverTestCase):
                                         volume_type_id=self.volume_type.id,
                                         **kwargs)
 
+    def array_requests(self):
+        """Requests sent, less the client's own token refreshes (logins)."""
+        return [op for op in self.gateway.ops() if op != "login"]
+
     def clone(self, driver, volume, image_meta, location=(None, [])):
         self.gateway.reset_calls()
         return driver.clone_image(self.project_ctx.elevated(), volume,
@@ -99,21 +114,40 @@ class CloneImage(base.DriverTestCase):
             self.assertEqual(entry.provider_id,
                              self.gateway.calls[0].body[
                                  "snapshotDefs"][0]["volumeId"])
-            self.assertNotIn("size", model_update)
+            self.assertEqual(64, model_update["size"])
+        self.miss.assert_not_called()
 
-    def test_stale_cache_entry_left_to_cinder(self):
+    def test_stale_cache_entry_removed_and_image_downloaded(self):
+        driver = self.driver()
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        image_meta["updated_at"] = UPDATED + datetime.timedelta(hours=1)
+        with mock.patch("cinder.volume.api.API.delete") as delete:
+            self.assertEqual(MISS, self.clone(driver, self.new_volume(60),
+                                              image_meta))
+        self.assertEqual([], self.gateway.ops())
+        self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
+        self.assertEqual([entry_volume.id],
+                         [c.args[1].id for c in delete.call_args_list])
+
+    def test_no_entry_image_downloaded_into_new_entry(self):
+        driver = self.driver()
+        self.assertEqual(MISS, self.clone(driver, self.new_volume(60),
+                                          self.image()))
+        self.assertEqual([], self.gateway.ops())
+        self.miss.assert_called_once()
+
+    def test_entry_volume_deleted_meanwhile_downloads(self):
+        # The entry is found, its volume is gone before it is read: as
+        # Cinder's own cache path, go on to a download, do not fail.
         driver = self.driver()
         image_meta = self.image()
         self.cache_entry(image_meta)
-        image_meta["updated_at"] = UPDATED + datetime.timedelta(hours=1)
-        self.assertEqual((None, False),
-                         self.clone(driver, self.new_volume(60), image_meta))
-        self.assertEqual([], self.gateway.ops())
-
-    def test_no_entry_not_cloned(self):
-        driver = self.driver()
-        self.assertEqual((None, False), self.clone(
-            driver, self.new_volume(60), self.image()))
+        with mock.patch("cinder.objects.Volume.get_by_id",
+                        side_effect=exception.VolumeNotFound(
+                            volume_id="gone")):
+            self.assertEqual(MISS, self.clone(driver, self.new_volume(60),
+                                              image_meta))
         self.assertEqual([], self.gateway.ops())
 
     def test_cache_disabled_not_cloned(self):
@@ -148,25 +182,18 @@ class CloneImage(base.DriverTestCase):
         self.assertEqual((None, False), self.clone(
             driver, self.new_volume(60), image_meta))
 
-    def test_full_vtree_without_rotation_left_to_cinder(self):
-        driver = self.driver(**{options.ROTATE_FULL_VTREE: False})
-        image_meta = self.image()
-        self.cache_entry(image_meta)
-        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
-        self.assertEqual((None, False), self.clone(
-            driver, self.new_volume(60), image_meta))
-        self.assertEqual(["snapshotVolumes"], self.gateway.ops())
-
     def test_full_vtree_without_rotation_removes_entry(self):
         # Left in place, Cinder's own cache path would hit the full vtree
-        # again and fail the create; removed, Cinder downloads the image.
+        # again and fail the create; removed, the image is downloaded into
+        # a new entry.
         driver = self.driver(**{options.ROTATE_FULL_VTREE: False})
         image_meta = self.image()
         entry_volume = self.cache_entry(image_meta)
         self.gateway.fail("snapshotVolumes", *VTREE_FULL)
         with mock.patch("cinder.volume.api.API.delete") as delete:
-            self.assertEqual((None, False), self.clone(
+            self.assertEqual(MISS, self.clone(
                 driver, self.new_volume(60), image_meta))
+        self.assertEqual(["snapshotVolumes"], self.array_requests())
         self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
         self.assertEqual([entry_volume.id],
                          [c.args[1].id for c in delete.call_args_list])
@@ -181,11 +208,61 @@ class CloneImage(base.DriverTestCase):
                                   "_copy_to_new_cache_volume",
                                   side_effect=exception.ImageCopyFailure(
                                       reason="attach failed")):
-            self.assertEqual((None, False), self.clone(
+            self.assertEqual(MISS, self.clone(
                 driver, self.new_volume(60), image_meta))
         self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
         self.assertEqual([entry_volume.id],
                          [c.args[1].id for c in delete.call_args_list])
+
+    def internal_volumes(self):
+        return [v for v in objects.VolumeList.get_all(self.ctx)
+                if v.project_id == INTERNAL_PROJECT]
+
+    def test_rotation_keeps_what_it_cannot_remove(self):
+        # The copy fails and the half-made volume cannot be removed from
+        # the array: its row stays, in error_deleting, with its quota, so
+        # the array volume is not forgotten.
+        driver = self.driver()
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        self.gateway.fail("removeVolume", 500,
+                          {"message": "Error", "errorCode": 0}, times=3)
+        with mock.patch("cinder.volume.api.API.delete"), \
+                mock.patch.object(driver, "copy_volume_data_sparse",
+                                  side_effect=OSError(5, "I/O error")):
+            self.assertEqual(MISS, self.clone(
+                driver, self.new_volume(60), image_meta))
+        left = [v for v in self.internal_volumes()
+                if v.id != entry_volume.id]
+        self.assertEqual(["error_deleting"], [v.status for v in left])
+        self.assertIn(left[0].provider_id, self.gateway.sizes_kb)
+        # Quota still counts the kept row: usage equals the records.
+        quotas = quota.QUOTAS.get_project_quotas(self.ctx, INTERNAL_PROJECT,
+                                                 usages=True)
+        self.assertEqual(sum(v.size for v in self.internal_volumes()),
+                         quotas["gigabytes"]["in_use"])
+        self.assertEqual(64, left[0].size)
+
+    def test_rotation_failing_to_register_removes_the_copy(self):
+        driver = self.driver()
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        with mock.patch("cinder.volume.api.API.delete") as delete, \
+                mock.patch.object(driver, "copy_volume_data_sparse"), \
+                mock.patch("cinder.image.cache.ImageVolumeCache."
+                           "create_cache_entry",
+                           side_effect=exception.CinderException("db")):
+            self.assertEqual(MISS, self.clone(
+                driver, self.new_volume(60), image_meta))
+        self.assertEqual([entry_volume.id],
+                         [v.id for v in self.internal_volumes()])
+        self.assertEqual([entry_volume.id],
+                         [c.args[1].id for c in delete.call_args_list])
+        self.assertEqual(["createVolume", "removeVolume"],
+                         [op for op in self.gateway.ops()
+                          if op in ("createVolume", "removeVolume")])
 
     def test_rotation_gives_up_when_entry_removed_meanwhile(self):
         driver = self.driver()
@@ -193,14 +270,15 @@ class CloneImage(base.DriverTestCase):
         self.cache_entry(image_meta)
         self.gateway.fail("snapshotVolumes", *VTREE_FULL)
         cloner = image_clone.ImageCloner(driver)
-        entries = [db_api.image_volume_cache_get_all(self.ctx)[0], None]
+        entries = [db_api.image_volume_cache_get_all(self.ctx)[0], None,
+                   None]
         with mock.patch.object(cloner, "_cache_entry",
                                side_effect=entries), \
                 mock.patch.object(cloner,
                                   "_copy_to_new_cache_volume") as copy:
-            self.assertEqual((None, False), cloner.clone_image(
+            self.assertEqual(MISS, cloner.clone_image(
                 self.project_ctx.elevated(), self.new_volume(60), None,
-                image_meta))
+                image_meta, None))
         copy.assert_not_called()
 
     def test_rotation_uses_entry_another_service_rotated(self):
@@ -222,7 +300,7 @@ class CloneImage(base.DriverTestCase):
                                   "_copy_to_new_cache_volume") as copy:
             model_update, cloned = cloner.clone_image(
                 self.project_ctx.elevated(), self.new_volume(60), None,
-                image_meta)
+                image_meta, None)
         self.assertTrue(cloned)
         copy.assert_not_called()
         snapshots = [c.body["snapshotDefs"][0]["volumeId"]
@@ -230,6 +308,20 @@ class CloneImage(base.DriverTestCase):
                      if c.op == "snapshotVolumes"]
         self.assertEqual([replaced_by.provider_id], snapshots[1:])
         self.assertNotIn("createVolume", self.gateway.ops())
+
+    def test_no_quota_for_the_rounding_fails_without_download(self):
+        # Cinder's own path would clone the entry again, then download the
+        # whole image, only to be refused the same quota.
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        volume = self.new_volume(60)
+        db_api.quota_create(self.ctx, volume.project_id, "gigabytes", 62)
+        self.assertRaises(quota_charge.RoundingExceedsQuota, self.clone,
+                          driver, volume, image_meta)
+        self.assertEqual([], [op for op in self.array_requests()
+                              if op != "getVolume"])
+        self.miss.assert_not_called()
 
     def test_cache_clone_error_left_to_cinder(self):
         # As Cinder's own cache path: a failed clone is not a failed
@@ -264,13 +356,13 @@ class CloneImage(base.DriverTestCase):
                 self.location(image_volume, store))
             self.assertTrue(cloned)
             self.assertEqual(["snapshotVolumes"], self.gateway.ops())
-            self.assertNotIn("size", model_update)
+            self.assertEqual(16, model_update["size"])
 
     def test_direct_clone_needs_cinder_in_allowed_schemes(self):
         self.override_config("allowed_direct_url_schemes", [])
         driver = self.driver()
         image_volume = self.db_volume(self.project_ctx, 10, 16)
-        self.assertEqual((None, False), self.clone(
+        self.assertEqual(MISS, self.clone(
             driver, self.new_volume(12), self.image("raw"),
             self.location(image_volume)))
         self.assertEqual([], self.gateway.ops())
@@ -278,17 +370,19 @@ class CloneImage(base.DriverTestCase):
     def test_direct_clone_needs_raw_bare(self):
         driver = self.driver()
         image_volume = self.db_volume(self.project_ctx, 10, 16)
-        self.assertEqual((None, False), self.clone(
+        self.assertEqual(MISS, self.clone(
             driver, self.new_volume(12), self.image("qcow2"),
             self.location(image_volume)))
+        self.assertEqual([], self.gateway.ops())
 
     def test_direct_clone_needs_access(self):
         driver = self.driver()
         image_volume = self.db_volume(self.project_ctx, 10, 16)
         image_meta = self.image("raw", owner=uuidutils.generate_uuid())
-        self.assertEqual((None, False), self.clone(
+        self.assertEqual(MISS, self.clone(
             driver, self.new_volume(12), image_meta,
             self.location(image_volume)))
+        self.assertEqual([], self.gateway.ops())
 
     def test_direct_clone_allowed_by_image_owner_metadata(self):
         driver = self.driver()
@@ -305,18 +399,40 @@ class CloneImage(base.DriverTestCase):
         image_volume = self.db_volume(self.project_ctx, 10, 16)
         self.gateway.fail("snapshotVolumes", 500, {
             "message": "Error", "httpStatusCode": 500, "errorCode": 0})
-        self.assertEqual((None, False), self.clone(
+        self.assertEqual(MISS, self.clone(
             driver, self.new_volume(12), self.image("raw"),
             self.location(image_volume)))
         self.assertEqual(["snapshotVolumes"], self.gateway.ops())
+
+    def test_direct_clone_any_error_falls_back(self):
+        # A copy across pools can fail in the device (EIO) or in os-brick;
+        # as Cinder's own cinder:// path, that is a fallback, not a failed
+        # create.
+        driver = self.driver()
+        image_volume = self.db_volume(self.project_ctx, 10, 16)
+        with mock.patch.object(driver, "create_cloned_volume",
+                               side_effect=OSError(5, "I/O error")):
+            self.assertEqual(MISS, self.clone(
+                driver, self.new_volume(12), self.image("raw"),
+                self.location(image_volume)))
+
+    def test_location_not_a_pair_is_ignored(self):
+        # Cinder's own image-service test double gives a bare string.
+        driver = self.driver()
+        image_volume = self.db_volume(self.project_ctx, 10, 16)
+        self.assertEqual(MISS, self.clone(
+            driver, self.new_volume(12), self.image("raw"),
+            "cinder://%s" % image_volume.id))
+        self.assertEqual([], self.gateway.ops())
 
     def test_direct_clone_skips_other_backend(self):
         driver = self.driver()
         image_volume = self.db_volume(self.project_ctx, 10, 16,
                                       host="other@powerflex#PD1:SP1")
-        self.assertEqual((None, False), self.clone(
+        self.assertEqual(MISS, self.clone(
             driver, self.new_volume(12), self.image("raw"),
             self.location(image_volume)))
+        self.assertEqual([], self.gateway.ops())
 
 
 class Helpers(base.DriverTestCase):
@@ -352,3 +468,127 @@ class Helpers(base.DriverTestCase):
 
     def new_volume_like(self, host):
         return test_utils.create_volume(self.ctx, host=host)
+
+
+class CacheMiss(base.DriverTestCase):
+    """A cache miss: the image goes into a new entry at its own size."""
+
+    def setUp(self):
+        super().setUp()
+        self.override_config("cinder_internal_tenant_project_id",
+                             INTERNAL_PROJECT)
+        self.override_config("cinder_internal_tenant_user_id", INTERNAL_USER)
+        self.override_config("verify_glance_signatures", "disabled")
+        self.override_config("image_conversion_dir", self.useFixture(
+            fixtures.TempDir()).path)
+        self.project_ctx = context.RequestContext(
+            "user", uuidutils.generate_uuid(), is_admin=False)
+        self.volume_type = test_utils.create_volume_type(
+            self.ctx, name="powerflex")
+        fetch = self.mock_object(image_clone.image_utils.TemporaryImages,
+                                 "fetch")
+        fetch.return_value.__enter__.return_value = "/nonexistent/image"
+        self.virtual_size = 3 * units.Gi
+        self.mock_object(image_clone.image_utils, "qemu_img_info",
+                         side_effect=lambda path: mock.Mock(
+                             virtual_size=self.virtual_size))
+        self.copies = self.mock_object(image_clone.volume_utils,
+                                       "copy_image_to_volume")
+
+    def driver(self, **overrides):
+        overrides.setdefault("image_volume_cache_enabled", True)
+        return self.make_driver(base.OURS, **overrides)
+
+    def new_volume(self, size):
+        return test_utils.create_volume(
+            self.project_ctx, host=base.HOST, size=size, status="creating",
+            volume_type_id=self.volume_type.id)
+
+    def clone(self, driver, volume):
+        image_meta = {"id": uuidutils.generate_uuid(), "size": units.Mi,
+                      "disk_format": "qcow2", "container_format": "bare",
+                      "updated_at": UPDATED,
+                      "owner": self.project_ctx.project_id}
+        self.gateway.reset_calls()
+        return driver.clone_image(self.project_ctx, volume, (None, []),
+                                  image_meta, mock.sentinel.image_service)
+
+    def internal_usage(self):
+        quotas = quota.QUOTAS.get_project_quotas(self.ctx, INTERNAL_PROJECT,
+                                                 usages=True)
+        return {name: (quotas[name]["in_use"], quotas[name]["reserved"])
+                for name in ("volumes", "gigabytes")}
+
+    def created_sizes_gib(self):
+        """The sizes createVolume was asked for (the array rounds them)."""
+        return [int(c.body["volumeSizeInKb"]) // units.Mi
+                for c in self.gateway.calls if c.op == "createVolume"]
+
+    def copied_into(self):
+        return [c.args[2].id for c in self.copies.call_args_list]
+
+    def test_entry_made_at_image_size_and_cloned(self):
+        driver = self.driver()
+        volume = self.new_volume(60)
+        model_update, cloned = self.clone(driver, volume)
+        self.assertTrue(cloned)
+        self.assertEqual(64, model_update["size"])
+        [entry] = db_api.image_volume_cache_get_all(self.ctx)
+        self.assertEqual(8, entry["size"])
+        self.assertEqual([8], self.created_sizes_gib())
+        self.assertEqual([entry["volume_id"]], self.copied_into())
+        self.assertEqual(["createVolume", "snapshotVolumes",
+                          "setVolumeSize"],
+                         [op for op in self.gateway.ops()
+                          if op in ("createVolume", "snapshotVolumes",
+                                    "setVolumeSize", "removeVolume")])
+        entry_volume = objects.Volume.get_by_id(self.ctx, entry["volume_id"])
+        self.assertEqual(("available", 8), (entry_volume.status,
+                                            entry_volume.size))
+        self.assertEqual({"volumes": (1, 0), "gigabytes": (8, 0)},
+                         self.internal_usage())
+
+    def test_image_larger_than_volume_fails_and_makes_nothing(self):
+        driver = self.driver()
+        self.virtual_size = 20 * units.Gi
+        self.assertRaises(exception.ImageUnacceptable, self.clone, driver,
+                          self.new_volume(10))
+        self.assertEqual([], self.created_sizes_gib())
+        self.assertEqual({"volumes": (0, 0), "gigabytes": (0, 0)},
+                         self.internal_usage())
+
+    def test_conversion_refused_removes_the_entry_and_fails(self):
+        driver = self.driver()
+        self.copies.side_effect = exception.ImageConversionNotAllowed(
+            image_id="x", reason="qcow2 conversion disabled")
+        self.assertRaises(exception.ImageConversionNotAllowed, self.clone,
+                          driver, self.new_volume(60))
+        self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
+        self.assertIn("removeVolume", self.gateway.ops())
+        self.assertEqual({"volumes": (0, 0), "gigabytes": (0, 0)},
+                         self.internal_usage())
+        self.assertEqual([], [v for v in objects.VolumeList.get_all(
+            self.ctx) if v.project_id == INTERNAL_PROJECT])
+
+    def test_failed_entry_falls_back_to_the_volume_itself(self):
+        driver = self.driver()
+        volume = self.new_volume(60)
+        self.copies.side_effect = [exception.ImageCopyFailure(reason="EIO"),
+                                   None]
+        model_update, cloned = self.clone(driver, volume)
+        self.assertTrue(cloned)
+        self.assertEqual(64, model_update["size"])
+        self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
+        self.assertEqual([8, 60], self.created_sizes_gib())
+        self.assertEqual(volume.id, self.copied_into()[-1])
+        self.assertEqual({"volumes": (0, 0), "gigabytes": (0, 0)},
+                         self.internal_usage())
+
+    def test_no_room_in_the_cache_copies_into_the_volume(self):
+        driver = self.driver(image_volume_cache_max_size_gb=4)
+        volume = self.new_volume(60)
+        model_update, cloned = self.clone(driver, volume)
+        self.assertTrue(cloned)
+        self.assertEqual([60], self.created_sizes_gib())
+        self.assertEqual([volume.id], self.copied_into())
+        self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))

@@ -27,14 +27,32 @@ SHRINK_REFUSED = (500, {"message": "Volume capacity can only be increased",
 
 
 class CreateVolume(base.DriverTestCase):
-    """create_volume keeps the requested size in the database."""
+    """create_volume reports the size the array holds."""
 
-    def test_ours_keeps_requested_size(self):
+    def test_ours_reports_array_size(self):
         driver = self.make_driver(base.OURS)
         model_update = driver.create_volume(self.new_volume(14))
-        self.assertNotIn("size", model_update)
+        self.assertEqual(16, model_update["size"])
         self.assertEqual(16, self.gateway.size_gib(
             model_update["provider_id"]))
+
+    def test_size_left_to_cinder_when_its_cache_path_shrinks_volume(self):
+        # clone_image leaves the image to Cinder, whose cache-miss path
+        # creates the volume at the image's size (3 GiB for a 20 GiB
+        # request) and extends it afterwards, writing 20 GiB itself.
+        driver = self.make_driver(base.OURS,
+                                  **{options.CLONE_IMAGE: False})
+        volume = self.new_volume(20)
+        self.assertEqual((None, False), driver.clone_image(
+            self.ctx, volume, None, {"id": "image"}, None))
+        volume.size = 3
+        model_update = driver.create_volume(volume)
+        self.assertNotIn("size", model_update)
+        self.assertEqual(8, self.gateway.size_gib(
+            model_update["provider_id"]))
+        # Only that create: the next one reports the array size again.
+        volume.size = 3
+        self.assertEqual(8, driver.create_volume(volume)["size"])
 
     def test_stock_reports_rounded_size(self):
         driver = self.make_driver(base.STOCK)
@@ -106,25 +124,30 @@ class CloneFailures(base.DriverTestCase):
         self.assertEqual([], self.gateway.ops())
 
 
-class VerifyArraySizeOption(base.DriverTestCase):
-    """powerflex_cache_verify_array_size trades a GET for certainty."""
+class ExtendRefusedByTheArray(base.DriverTestCase):
+    """A volume grown on the array behind Cinder's back."""
 
-    def test_off_extends_without_reading(self):
-        driver = self.make_driver(
-            base.OURS, **{options.VERIFY_ARRAY_SIZE: False})
+    def test_clone_records_what_the_array_holds(self):
+        driver = self.make_driver(base.OURS)
+        source = self.volume(10, 32)
+        self.gateway.reset_calls()
+        model_update = driver.create_cloned_volume(self.new_volume(20),
+                                                   source)
+        self.assertEqual(32, model_update["size"])
+        self.assertEqual(1, self.gateway.ops().count("getVolume"))
+        self.assertNotIn("removeVolume", self.gateway.ops())
+
+    def test_other_extend_errors_still_fail_and_clean_up(self):
+        driver = self.make_driver(base.OURS)
         source = self.volume(8, 8)
+        self.gateway.fail("setVolumeSize", 500,
+                          {"message": "Internal error", "errorCode": 0},
+                          times=3)
         self.gateway.reset_calls()
-        driver.create_cloned_volume(self.new_volume(9), source)
-        self.assertEqual(["snapshotVolumes", "setVolumeSize"],
-                         self.gateway.ops())
-
-    def test_off_still_skips_what_the_database_proves(self):
-        driver = self.make_driver(
-            base.OURS, **{options.VERIFY_ARRAY_SIZE: False})
-        source = self.volume(60, 64)
-        self.gateway.reset_calls()
-        driver.create_cloned_volume(self.new_volume(62), source)
-        self.assertEqual(["snapshotVolumes"], self.gateway.ops())
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.create_cloned_volume, self.new_volume(9),
+                          source)
+        self.assertEqual("removeVolume", self.gateway.ops()[-1])
 
 
 class DecisionLog(base.DriverTestCase):
@@ -139,9 +162,12 @@ class DecisionLog(base.DriverTestCase):
             driver.create_cloned_volume(new, source)
         decisions = [line for line in logs.output if "extend" in line]
         self.assertEqual(
-            ["INFO:powerflex_cache_driver.driver:Volume %s: array size at "
-             "least 64 GiB already covers requested 60 GiB; no extend."
-             % new.id], decisions)
+            ["INFO:powerflex_cache_driver.driver:Volume %s: array size 64 "
+             "GiB already covers requested 60 GiB, no extend." % new.id],
+            decisions)
+        self.assertIn("Volume %s: Cinder records 64 GiB, the size the array "
+                      "holds (requested 60 GiB)." % new.id,
+                      "\n".join(logs.output))
 
     def test_extend_decision_logged_with_array_size(self):
         driver = self.make_driver(base.OURS)
@@ -149,8 +175,12 @@ class DecisionLog(base.DriverTestCase):
         with self.assertLogs("powerflex_cache_driver.driver",
                              logging.INFO) as logs:
             driver.extend_volume(volume, 9)
-        self.assertIn("array size 8 GiB is below requested 9 GiB; extend "
-                      "to 16 GiB", "\n".join(logs.output))
+        output = "\n".join(logs.output)
+        self.assertIn("array size 8 GiB is below requested 9 GiB, extend "
+                      "to 16 GiB", output)
+        self.assertIn("Volume %s: the array holds 16 GiB; Cinder records 9 "
+                      "GiB, the size the extend asked for." % volume.id,
+                      output)
 
     def test_password_never_logged(self):
         logger = logging.getLogger()

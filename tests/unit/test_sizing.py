@@ -36,36 +36,45 @@ class RoundUp(testtools.TestCase):
 
 class PlanExtend(testtools.TestCase):
 
-    def test_bound_covers_request(self):
-        plan = sizing.plan_extend(60, 64, 8, known_is_exact=False)
+    def test_array_covers_request(self):
+        plan = sizing.plan_extend(60, 64, 8)
         self.assertIs(sizing.Action.SKIP, plan.action)
-        self.assertEqual("array size at least 64 GiB already covers "
-                         "requested 60 GiB; no extend", plan.describe())
+        self.assertEqual("array size 64 GiB already covers requested 60 GiB, "
+                         "no extend", plan.describe())
 
-    def test_bound_short_reads_array(self):
-        plan = sizing.plan_extend(65, 64, 8, known_is_exact=False)
-        self.assertIs(sizing.Action.READ_ARRAY_SIZE, plan.action)
+    def test_short_array_extends_to_rounded_request_at_once(self):
+        plan = sizing.plan_extend(65, 64, 8)
+        self.assertIs(sizing.Action.EXTEND, plan.action)
         self.assertEqual(72, plan.target_gib)
-
-    def test_bound_short_without_read_extends(self):
-        plan = sizing.plan_extend(65, 64, 8, known_is_exact=False,
-                                  read_allowed=False)
-        self.assertIs(sizing.Action.EXTEND, plan.action)
-        self.assertIn("extend to 72 GiB", plan.describe())
-
-    def test_exact_size_short_extends_to_rounded_request(self):
-        plan = sizing.plan_extend(17, 16, 8, known_is_exact=True)
-        self.assertIs(sizing.Action.EXTEND, plan.action)
-        self.assertEqual(24, plan.target_gib)
-        self.assertEqual("array size 16 GiB is below requested 17 GiB; "
-                         "extend to 24 GiB", plan.describe())
+        self.assertEqual("array size 64 GiB is below requested 65 GiB, "
+                         "extend to 72 GiB", plan.describe())
 
     def test_never_extends_to_a_size_the_array_has(self):
         for known in range(8, 129, 8):
             for requested in range(1, known + 1):
-                plan = sizing.plan_extend(requested, known, 8, True)
+                plan = sizing.plan_extend(requested, known, 8)
                 self.assertIs(sizing.Action.SKIP, plan.action)
 
+    def test_extends_whenever_the_rounded_request_exceeds_the_array(self):
+        for known in range(8, 129, 8):
+            for requested in range(known + 1, known + 17):
+                plan = sizing.plan_extend(requested, known, 8)
+                self.assertIs(sizing.Action.EXTEND, plan.action)
+                self.assertEqual(sizing.round_up(requested, 8),
+                                 plan.target_gib)
+
     def test_ec_granularity_extends_exactly(self):
-        plan = sizing.plan_extend(12, 10, 1, known_is_exact=True)
+        plan = sizing.plan_extend(12, 10, 1)
         self.assertEqual(12, plan.target_gib)
+
+
+class CloneArraySize(testtools.TestCase):
+
+    def test_clone_holds_its_source_array_size_at_least(self):
+        self.assertEqual(64, sizing.clone_array_size(60, 60, 8))
+        self.assertEqual(72, sizing.clone_array_size(72, 60, 8))
+        self.assertEqual(16, sizing.clone_array_size(10, 12, 8))
+
+    def test_clone_grows_to_the_rounded_request(self):
+        self.assertEqual(72, sizing.clone_array_size(60, 65, 8))
+        self.assertEqual(12, sizing.clone_array_size(10, 12, 1))

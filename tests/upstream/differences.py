@@ -21,31 +21,13 @@ _PATCHES_REPLACED_METHOD = (
     "patches Cinder's PowerFlexDriver._create_volume_from_source and expects "
     "the patch to be called; our drivers replace that method (it is where "
     "the size policy lives), so the patch never reaches the code under test")
-_READS_ARRAY_SIZE = (
-    "expects setVolumeSize straight away; when the rounded database size "
-    "does not prove the array already holds the new size, our drivers first "
-    "read the array size (GET Volume, powerflex_cache_verify_array_size) so "
-    "that setVolumeSize is never sent with a size the volume already has, "
-    "and the upstream mock has no answer for that GET")
 
 DELIBERATE_DIFFERENCES: dict[str, str] = {
-    "test_create_volume.TestCreateVolume.test_create_volume_non_8_gran": (
-        "expects the model update to carry the rounded size (16 for 14 GiB); "
-        "our drivers keep the requested size in the database so project "
-        "quota usage does not drift by the rounding"),
     "test_extend_volume.TestExtendVolume.test_extend_volume_bad_size_no_round":
         ("expects a 7 GiB extend to be rounded up to 8 GiB although "
          "powerflex_round_volume_capacity is False; our drivers refuse it "
          "before any REST call with an error naming that option, as "
          "create_volume does"),
-    "test_extend_volume.TestExtendVolume.test_extend_volume":
-        _READS_ARRAY_SIZE,
-    "test_extend_volume.TestExtendVolume.test_bad_login": _READS_ARRAY_SIZE,
-    "test_extend_volume.TestExtendVolume.test_invalid_volume":
-        _READS_ARRAY_SIZE,
-    "test_misc.TestMisc.test_extend_volume_non_replicated_ec_disabled":
-        _READS_ARRAY_SIZE,
-    "test_misc.TestMisc.test_extend_volume_replicated": _READS_ARRAY_SIZE,
     "TestCreateClonedVolume.test_create_cloned_volume_not_image_cache":
         _PATCHES_REPLACED_METHOD,
     "TestCreateClonedVolume."

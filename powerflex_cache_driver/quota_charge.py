@@ -1,0 +1,114 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Quota for the rounding: charge what Cinder records, not what was asked.
+
+Cinder's API reserves quota for the requested size. The driver reports the
+array size, which the array rounds up to its granularity, and Cinder records
+it. :class:`RoundingCharge` reserves and commits the difference for the
+volume's project (``gigabytes`` and ``gigabytes_<volume type>``) before
+anything is made on the array, and gives it back if the create then fails,
+so that each project's usage always equals the sum of its volumes' recorded
+sizes.
+"""
+
+from typing import Any
+
+from cinder import context as cinder_context
+from cinder import exception
+from cinder.i18n import _
+from cinder import quota
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+QUOTAS = quota.QUOTAS
+
+
+class RoundingExceedsQuota(exception.QuotaError):
+    """The project has room for the requested size, not the array size."""
+
+    message = _("Volume %(volume_id)s: the array holds %(array_size)s GiB "
+                "for the requested %(requested)s GiB, and project "
+                "%(project_id)s has no room for the %(extra)s GiB more: "
+                "quota %(resource)s is %(limit)s GiB with %(consumed)s GiB "
+                "consumed. Request a size the array holds exactly (a "
+                "multiple of %(granularity)s GiB) or raise the quota.")
+
+
+class RoundingCharge:
+    """Quota charged for one volume beyond what Cinder reserved for it.
+
+    ``volume.size`` is what Cinder reserved (the requested size);
+    :meth:`cover` raises the charge so that the project pays for a recorded
+    size, :meth:`refund` gives back everything charged.
+    """
+
+    def __init__(self, volume: Any, granularity_gib: int) -> None:
+        self.volume = volume
+        self.granularity_gib = granularity_gib
+        self.charged_gib = 0
+
+    def _commit(self, delta_gib: int) -> None:
+        admin = cinder_context.get_admin_context()
+        project_id = self.volume.project_id
+        deltas = {"gigabytes": delta_gib}
+        QUOTAS.add_volume_type_opts(admin, deltas,
+                                    self.volume.volume_type_id)
+        reservations = QUOTAS.reserve(admin, project_id=project_id, **deltas)
+        QUOTAS.commit(admin, reservations, project_id=project_id)
+
+    def cover(self, recorded_gib: int) -> None:
+        """Charge the project so that it pays for ``recorded_gib``.
+
+        :raises RoundingExceedsQuota: the project has no room; nothing is
+            charged by this call.
+        """
+        delta = recorded_gib - self.volume.size - self.charged_gib
+        if delta <= 0:
+            return
+        try:
+            self._commit(delta)
+        except exception.OverQuota as error:
+            over = error.kwargs["overs"][0]
+            usage = error.kwargs["usages"][over]
+            raise RoundingExceedsQuota(
+                volume_id=self.volume.id, array_size=recorded_gib,
+                requested=self.volume.size,
+                project_id=self.volume.project_id, extra=delta,
+                resource=over, limit=error.kwargs["quotas"][over],
+                consumed=usage["in_use"] + usage["reserved"],
+                granularity=self.granularity_gib)
+        self.charged_gib += delta
+        LOG.info("Volume %(vol)s: charged project %(project)s %(delta)s GiB "
+                 "more quota for the %(size)s GiB the array holds "
+                 "(requested %(req)s GiB).",
+                 {"vol": self.volume.id, "project": self.volume.project_id,
+                  "delta": delta, "size": recorded_gib,
+                  "req": self.volume.size})
+
+    def refund(self) -> None:
+        """Give back all quota charged so far (the create failed)."""
+        if not self.charged_gib:
+            return
+        try:
+            self._commit(-self.charged_gib)
+        except Exception:
+            LOG.exception("Volume %(vol)s: could not give back %(delta)s GiB "
+                          "of quota to project %(project)s; resync it with "
+                          "cinder-manage quota sync.",
+                          {"vol": self.volume.id, "delta": self.charged_gib,
+                           "project": self.volume.project_id})
+            return
+        LOG.info("Volume %(vol)s: gave back %(delta)s GiB of quota to "
+                 "project %(project)s.",
+                 {"vol": self.volume.id, "delta": self.charged_gib,
+                  "project": self.volume.project_id})
+        self.charged_gib = 0
