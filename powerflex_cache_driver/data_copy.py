@@ -197,7 +197,9 @@ def _read_ahead(src: BinaryIO, read: Callable[[memoryview, int], int],
     """Reader thread: fill the free buffers with the next chunks, in order.
 
     Puts ``(offset, count, index)`` on ``filled`` per chunk, the exception
-    if one stops it, and None at the end. A None from ``free`` cancels.
+    if one stops it, and at the end the offset reached (an ``int``: holes
+    skipped at the end of the source count as copied). A None from
+    ``free`` cancels.
     """
     chunk = len(views[0])
     offset = 0
@@ -224,7 +226,7 @@ def _read_ahead(src: BinaryIO, read: Callable[[memoryview, int], int],
     except BaseException as error:
         filled.put(error)
     finally:
-        filled.put(None)
+        filled.put(offset)
 
 
 def _copy_chunks(src: BinaryIO, read: Callable[[memoryview, int], int],
@@ -252,17 +254,17 @@ def _copy_chunks(src: BinaryIO, read: Callable[[memoryview, int], int],
     try:
         while True:
             item = filled.get()
-            if item is None:
+            if isinstance(item, int):
+                offset = item
                 break
             if isinstance(item, BaseException):
                 raise item
-            offset, count, index = item
+            at, count, index = item
             stats.bytes_read += count
             data = views[index][:count]
             if not (skip_zeros and _all_zero(data, zeros)):
-                write(data, offset)
+                write(data, at)
                 stats.bytes_written += count
-            offset += count
             free.put(index)
     finally:
         free.put(None)
@@ -275,12 +277,13 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int,
                 skip_zeros: bool = True) -> CopyStats:
     """Copy ``length`` bytes from ``src`` to ``dst``, then flush ``dst``.
 
-    Chunks of ``chunk_bytes`` (rounded up to a page) go through one
-    page-aligned buffer, so descriptors opened with ``O_DIRECT`` (see
-    :func:`open_direct`) are read and written without the page cache;
-    the destination is written in increasing offsets and ``fsync``-ed
-    before returning. Streams without a descriptor (``io.BytesIO``) are
-    read and written through their methods.
+    Chunks of ``chunk_bytes`` (rounded up to a page) go through
+    page-aligned buffers, so descriptors opened with ``O_DIRECT`` (see
+    :func:`open_direct`) are read and written without the page cache; a
+    thread reads ahead while the destination is written in increasing
+    offsets, and ``fsync``-ed before returning. Streams without a
+    descriptor (``io.BytesIO``) are read and written through their
+    methods.
 
     With ``skip_zeros``, holes of the source are jumped over (where it
     reports them: ``SEEK_DATA``) and chunks that are all zero are not
