@@ -181,8 +181,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     from tools import bench_copy
     if args.only and all(word in bench_copy.NAME for word in args.only):
-        return bench_copy.main(args=bench_copy.bench_args(args.out_dir,
-                                                          args.quick))
+        return bench_copy.main(args=bench_copy.bench_args(
+            " ".join([COMMAND] + sys.argv[1:]), args.out_dir, args.quick))
     preflight.require(COMMAND, () if args.no_plot else MATPLOTLIB)
     preflight.quiet_library_warnings()
     preflight.green_start()

@@ -210,7 +210,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
         "meta": {
-            "command": " ".join([COMMAND] + sys.argv[1:]),
+            "command": getattr(args, "command", None) or " ".join(
+                [COMMAND] + sys.argv[1:]),
             "machine": "%s %s %s, Python %s" % (
                 platform.system(), platform.release(), platform.machine(),
                 platform.python_version()),
@@ -294,9 +295,11 @@ def main(argv: Optional[Sequence[str]] = None,
     return 0
 
 
-def bench_args(out_dir: str, quick: bool) -> argparse.Namespace:
+def bench_args(command: str, out_dir: str,
+               quick: bool) -> argparse.Namespace:
     """The defaults, for ``tools.bench --only copy``."""
     args = _parser().parse_args([])
+    args.command = command
     args.out_dir = out_dir
     args.quick = quick
     return args
