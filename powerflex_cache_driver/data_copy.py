@@ -50,6 +50,9 @@ MAX_CHUNK_BYTES = 64 * units.Mi
 ALIGNMENT = mmap.PAGESIZE
 """Offsets, lengths and buffers of ``O_DIRECT`` I/O: a page, a multiple
 of any logical block size (512 or 4096)."""
+ZERO_BLOCK_BYTES = units.Mi
+"""Granularity of ``skip_zeros`` inside a chunk: zero MiBs of a chunk are
+not written even when the rest of it is."""
 READ_AHEAD_CHUNKS = 3
 """Buffers of a copy: one being written, the others being read ahead."""
 
@@ -191,6 +194,25 @@ def _all_zero(data: memoryview, zeros: bytes) -> bool:
     return data.tobytes() == zeros[:len(data)]
 
 
+def _data_runs(data: memoryview, zeros: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` of the runs of blocks of ``data`` not all zero.
+
+    Blocks are ``len(zeros)`` bytes; adjacent data blocks make one run, so
+    a chunk without zero blocks is written in one request.
+    """
+    runs: list[tuple[int, int]] = []
+    block = len(zeros)
+    for start in range(0, len(data), block):
+        end = min(start + block, len(data))
+        if _all_zero(data[start:end], zeros):
+            continue
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
+
+
 def _read_ahead(src: BinaryIO, read: Callable[[memoryview, int], int],
                 views: list[memoryview], free: Any, filled: Any,
                 length: int, skip_zeros: bool, direct: bool) -> None:
@@ -241,7 +263,7 @@ def _copy_chunks(src: BinaryIO, read: Callable[[memoryview, int], int],
     views = [memoryview(buffer)[start:start + len(buffer) // READ_AHEAD_CHUNKS]
              for start in range(0, len(buffer),
                                 len(buffer) // READ_AHEAD_CHUNKS)]
-    zeros = bytes(len(views[0])) if skip_zeros else b""
+    zeros = bytes(min(ZERO_BLOCK_BYTES, len(views[0]))) if skip_zeros else b""
     free, filled = _queue.Queue(), _queue.Queue()
     for index in range(len(views)):
         free.put(index)
@@ -262,9 +284,10 @@ def _copy_chunks(src: BinaryIO, read: Callable[[memoryview, int], int],
             at, count, index = item
             stats.bytes_read += count
             data = views[index][:count]
-            if not (skip_zeros and _all_zero(data, zeros)):
-                write(data, at)
-                stats.bytes_written += count
+            runs = _data_runs(data, zeros) if skip_zeros else [(0, count)]
+            for start, end in runs:
+                write(data[start:end], at + start)
+                stats.bytes_written += end - start
             free.put(index)
     finally:
         free.put(None)
@@ -286,9 +309,10 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int,
     methods.
 
     With ``skip_zeros``, holes of the source are jumped over (where it
-    reports them: ``SEEK_DATA``) and chunks that are all zero are not
-    written: the destination must already read back zeros there, as a new
-    volume in a zero-padded PowerFlex pool does.
+    reports them: ``SEEK_DATA``) and blocks of :data:`ZERO_BLOCK_BYTES`
+    (or the chunk, if smaller) that are all zero are not written: the
+    destination must already read back zeros there, as a new volume in a
+    zero-padded PowerFlex pool does.
     """
     stats = CopyStats()
     src_fd, dst_fd = _fileno(src), _fileno(dst)
