@@ -23,6 +23,9 @@ manager and create-volume flow, the gateway simulator with a per-endpoint
 latency, see :mod:`tools.latency`), and writes ``doc/bench/latest.md``,
 ``latest.json`` and ``latest.png``. Numbers, not tests: it fails only when
 a run cannot complete.
+
+``--only copy`` runs :mod:`tools.bench_copy` instead (the host-assisted
+copy against ``dd`` on loop devices; ``doc/bench/copy.md``).
 """
 
 import argparse
@@ -176,6 +179,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark; return the exit status."""
     args = _parser().parse_args(argv)
+    from tools import bench_copy
+    if args.only and all(word in bench_copy.NAME for word in args.only):
+        return bench_copy.main(args=bench_copy.bench_args(
+            " ".join([COMMAND] + sys.argv[1:]), args.out_dir, args.quick))
     preflight.require(COMMAND, () if args.no_plot else MATPLOTLIB)
     preflight.quiet_library_warnings()
     preflight.green_start()

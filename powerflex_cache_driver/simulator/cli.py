@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                         dest="nqns", help="NVMe host NQN (repeatable)")
     parser.add_argument("--snapshot-limit", type=int, default=None)
     parser.add_argument("--strict-size", action="store_true")
+    parser.add_argument("--loop-devices", action="store_true",
+                        help="publish mapped volumes as loop devices over "
+                             "their backing files (root; falls back to the "
+                             "files where refused)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="log every request (never credentials)")
     return parser
@@ -74,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sdc_guids=tuple(args.sdc_guids or (gateway.DEFAULT_SDC_GUID,)),
         nvme_host_nqns=tuple(args.nqns),
         snapshot_limit=args.snapshot_limit, strict_size=args.strict_size,
-        host=args.host, port=args.port)
+        host=args.host, port=args.port, loop_devices=args.loop_devices)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: Any) -> None:
@@ -92,7 +96,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.write("System id:   %s\n" % sim.system_id)
     out.write("SDCs:        %s\n" % ", ".join(
         "%s=%s" % item for item in sim.sdc_ids.items()))
-    out.write("by-id dir:   %s\n" % sim.by_id_dir)
+    out.write("by-id dir:   %s%s\n" % (
+        sim.by_id_dir, " (loop devices)" if args.loop_devices else ""))
     out.write("Credentials: user %r; password and a ready cinder.conf "
               "backend section in %s (mode 0600)\n" % (sim.username, config))
     out.write("Stop with Ctrl-C or SIGTERM.\n")

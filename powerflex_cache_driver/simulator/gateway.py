@@ -61,6 +61,11 @@ class GatewaySimulator:
     :param host: address to bind, ``127.0.0.1`` by default.
     :param port: port to bind, 0 (any free port) by default.
     :param token_ttl: token lifetime in seconds; None (default) = no expiry.
+    :param loop_devices: publish mapped volumes as Linux loop devices over
+        their backing files, real block devices as an SDC shows (root;
+        where the machine refuses, the files, and
+        ``array.loop_refused`` says why). Detached on unmapping and by
+        :meth:`stop`.
     """
 
     def __init__(self, workdir: "os.PathLike[str] | str",
@@ -76,7 +81,8 @@ class GatewaySimulator:
                  latency: Optional[dict[str, float]] = None,
                  strict_size: bool = False,
                  host: str = "127.0.0.1", port: int = 0,
-                 token_ttl: Optional[float] = None) -> None:
+                 token_ttl: Optional[float] = None,
+                 loop_devices: bool = False) -> None:
         self.workdir = os.path.abspath(os.fspath(workdir))
         os.makedirs(self.workdir, exist_ok=True)
         is_ec = gen_type.lower() == "ec"
@@ -93,7 +99,8 @@ class GatewaySimulator:
             version=version or ("5.0" if is_ec else "4.5"),
             protection_domain=protection_domain, pools=pools,
             sdc_guids=sdc_guids, nvme_host_nqns=nvme_host_nqns,
-            snapshot_limit=snapshot_limit, strict_size=strict_size)
+            snapshot_limit=snapshot_limit, strict_size=strict_size,
+            loop_devices=loop_devices)
         self.tokens = auth.TokenStore(username, password, token_ttl)
         self.faults = faults_mod.FaultInjector(latency,
                                                self.tokens.invalidate_all)
@@ -113,6 +120,7 @@ class GatewaySimulator:
         """Start serving in a background thread; return self."""
         if self._server is not None:
             return self
+        self.array.restore_devices()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self._certs.server_cert,
@@ -127,7 +135,12 @@ class GatewaySimulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving, close every connection and the listening socket."""
+        """Stop serving, close every connection and the listening socket.
+
+        Loop devices are detached too (mapped volumes' links point at their
+        backing files until the next :meth:`start`).
+        """
+        self.array.release_devices()
         srv, thread = self._server, self._thread
         if srv is None:
             return

@@ -30,11 +30,17 @@ array would refuse. The invariants are those of the reference (section 6):
 
 While a volume is mapped to at least one host, ``by_id_dir`` holds a symlink
 ``emc-vol-<systemId>-<volumeId>`` to its backing file, which is what the SDC
-kernel module shows under ``/dev/disk/by-id`` on a real host.
+kernel module shows under ``/dev/disk/by-id`` on a real host. With
+``loop_devices`` the link points at a loop device over the backing file
+instead (a real block device, as on a real host), attached on the first
+mapping and detached on the last unmapping, on removal and by
+:meth:`Array.release_devices`; where the machine refuses loop devices the
+link points at the file, and the reason is logged once.
 """
 
 import dataclasses
 import itertools
+import logging
 import os
 import secrets
 import threading
@@ -42,7 +48,10 @@ import time
 from typing import Any, Iterable, Mapping, Optional, Union
 
 from powerflex_cache_driver.simulator import errors
+from powerflex_cache_driver.simulator import loop
 from powerflex_cache_driver.simulator import storage
+
+LOG = logging.getLogger(__name__)
 
 KIB = 1024
 GIB_KB = 1024 * 1024
@@ -222,6 +231,8 @@ class Array:
         1022 (EC).
     :param strict_size: refuse ``setVolumeSize`` sizes that are not a
         multiple of the granularity (500/225) instead of rounding up.
+    :param loop_devices: publish mapped volumes as loop devices (root);
+        falls back to the backing files where the machine refuses.
     """
 
     def __init__(self, work_dir: str, by_id_dir: str,
@@ -231,13 +242,19 @@ class Array:
                  sdc_guids: Iterable[str] = (),
                  nvme_host_nqns: Iterable[str] = (),
                  snapshot_limit: Optional[int] = None,
-                 strict_size: bool = False) -> None:
+                 strict_size: bool = False,
+                 loop_devices: bool = False) -> None:
         if gen_type.lower() not in ("ec", "mirroring"):
             raise ValueError("gen_type must be 'Mirroring' or 'EC'")
         self.lock = threading.RLock()
         self.gen_type = EC if gen_type.lower() == "ec" else MIRRORING
         self.version = version
         self.strict_size = strict_size
+        self.loop_devices = loop_devices
+        #: Why loop devices are not used (None while they work or are off).
+        self.loop_refused: Optional[str] = None
+        #: Volume id -> loop device of the mapped volumes.
+        self.loops: dict[str, str] = {}
         self.snapshot_limit = (snapshot_limit if snapshot_limit is not None
                                else DEFAULT_SNAPSHOT_LIMIT[self.gen_type])
         self.granularity_gib = 1 if self.is_ec else 8
@@ -341,9 +358,59 @@ class Array:
         link = self._link_path(volume.id)
         if volume.mappings:
             if not os.path.islink(link):
-                os.symlink(volume.backing_path, link)
-        elif os.path.lexists(link):
-            os.unlink(link)
+                os.symlink(self._attach_loop(volume) or volume.backing_path,
+                           link)
+        else:
+            if os.path.lexists(link):
+                os.unlink(link)
+            self._detach_loop(volume.id)
+
+    def _attach_loop(self, volume: Volume) -> Optional[str]:
+        """Return a loop device over ``volume``'s file, or None."""
+        if not self.loop_devices or self.loop_refused is not None:
+            return None
+        try:
+            device = loop.attach(volume.backing_path)
+        except loop.Unavailable as exc:
+            self.loop_refused = str(exc)
+            LOG.warning("Loop devices refused, mapped volumes are published "
+                        "as their backing files: %s", exc)
+            return None
+        self.loops[volume.id] = device
+        return device
+
+    def _detach_loop(self, volume_id: str) -> None:
+        device = self.loops.pop(volume_id, None)
+        if device is not None:
+            loop.detach(device)
+
+    def release_devices(self) -> None:
+        """Detach every loop device; links fall back to the backing files.
+
+        The simulator calls this when it stops, so no loop device outlives
+        it; :meth:`restore_devices` attaches them again.
+        """
+        with self.lock:
+            for volume_id in list(self.loops):
+                link = self._link_path(volume_id)
+                if os.path.lexists(link):
+                    os.unlink(link)
+                self._detach_loop(volume_id)
+                volume = self.volumes.get(volume_id)
+                if volume is not None and volume.mappings:
+                    os.symlink(volume.backing_path, link)
+
+    def restore_devices(self) -> None:
+        """Publish the mapped volumes as loop devices again (on start)."""
+        with self.lock:
+            if not self.loop_devices:
+                return
+            for volume in self.volumes.values():
+                link = self._link_path(volume.id)
+                if volume.mappings and volume.id not in self.loops:
+                    if os.path.lexists(link):
+                        os.unlink(link)
+                    self._publish_link(volume)
 
     def device_path(self, volume_id: str) -> str:
         """Return the by-id link path of ``volume_id`` (mapped or not)."""
@@ -488,6 +555,8 @@ class Array:
             if size_kb > volume.size_kb:
                 self.storage.resize(volume.backing_path, size_kb * KIB)
                 volume.size_kb = size_kb
+                if volume.id in self.loops:
+                    loop.refresh(self.loops[volume.id])
             return volume
 
     def rename_volume(self, volume_id: str, new_name: Any) -> Volume:
@@ -524,8 +593,8 @@ class Array:
                     if child.ancestor_id == victim.id:
                         child.ancestor_id = victim.ancestor_id
                 del self.volumes[victim.id]
-                self.storage.remove(victim.backing_path)
                 self._publish_link(victim)
+                self.storage.remove(victim.backing_path)
             vtree = self.vtrees.get(volume.vtree_id)
             if vtree is not None:
                 remaining = self.vtree_members(vtree.id)
@@ -600,6 +669,9 @@ class Array:
                     errors.ILLEGAL, "The source volume is larger than the "
                     "destination volume")
             self.storage.overwrite(source.backing_path, volume.backing_path)
+            if volume.id in self.loops:
+                # The device's own cache still holds the old content.
+                loop.flush_buffers(self.loops[volume.id])
 
     # ----------------------------------------------------------- mapping
 

@@ -19,13 +19,24 @@ import fixtures
 from powerflex_cache_driver import simulator
 from tests.functional import green
 
+LOOP_DEVICES_ENV = "POWERFLEX_SIM_LOOP_DEVICES"
+"""Set to 1 to run every functional test and tools scenario on loop
+devices (``loop_devices`` of :class:`GatewaySimulator`, root)."""
+
+
+def loop_devices_requested() -> bool:
+    """True when :data:`LOOP_DEVICES_ENV` asks for loop devices."""
+    value = os.environ.get(LOOP_DEVICES_ENV, "")
+    return value.lower() in ("1", "true", "yes")
+
 
 class SimulatorFixture(fixtures.Fixture):
     """Run a :class:`GatewaySimulator` for the duration of a test.
 
     :param workdir: the simulator's directory (certificates, sparse backing
         files, the ``by-id`` directory).
-    :param kwargs: passed to :class:`GatewaySimulator`.
+    :param kwargs: passed to :class:`GatewaySimulator`; ``loop_devices``
+        defaults to :func:`loop_devices_requested`.
     """
 
     def __init__(self, workdir: str, **kwargs: Any) -> None:
@@ -37,6 +48,8 @@ class SimulatorFixture(fixtures.Fixture):
     def _setUp(self) -> None:
         self.useFixture(green.GreenImportOrderFixture())
         os.makedirs(self.workdir, exist_ok=True)
-        self.sim = simulator.GatewaySimulator(self.workdir, **self.kwargs)
+        kwargs = dict(self.kwargs)
+        kwargs.setdefault("loop_devices", loop_devices_requested())
+        self.sim = simulator.GatewaySimulator(self.workdir, **kwargs)
         self.sim.start()
         self.addCleanup(self.sim.stop)

@@ -40,6 +40,8 @@ from os_brick import initiator
 from os_brick.initiator import connector as brick_connector
 from os_brick.initiator.connectors import scaleio
 
+from powerflex_cache_driver.simulator import loop
+
 CONNECTOR_PATH = "tests.functional.sdc.SimulatedSdcConnector"
 BASE_CONNECTOR_PATH = "os_brick.initiator.connectors.base.BaseLinuxConnector"
 
@@ -101,7 +103,7 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
             active_sdc().legacy_attempts.append(dict(connection_properties))
         device_info = super().connect_volume(connection_properties)
         path = device_info["path"]
-        self._device_sizes[os.path.realpath(path)] = os.path.getsize(path)
+        self._device_sizes[os.path.realpath(path)] = loop.device_size(path)
         return device_info
 
     def disconnect_volume(self, connection_properties: dict,
@@ -109,7 +111,8 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
                           ignore_errors: bool = False) -> None:
         """Disconnect with os-brick's code, keeping the device size.
 
-        The simulated device is a regular file. ``qemu-img convert``
+        The simulated device is a regular file (unless the simulator runs
+        on loop devices). ``qemu-img convert``
         (without ``-n``, as Cinder runs it) recreates a regular-file target
         at the image's virtual size, where on a real SDC device it can only
         write into a block device of fixed size. Give the file back the size
@@ -119,16 +122,16 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
         if path:
             real = os.path.realpath(path)
             size = self._device_sizes.pop(real, None)
-            if (size is not None and os.path.exists(real) and
+            if (size is not None and os.path.isfile(real) and
                     os.path.getsize(real) < size):
                 os.truncate(real, size)
         super().disconnect_volume(connection_properties, device_info,
                                   force=force, ignore_errors=ignore_errors)
 
     def extend_volume(self, connection_properties: dict) -> int:
-        """Return the device's new size (a file has no kernel cache)."""
+        """Return the device's new size (the simulator refreshed it)."""
         self.get_config(connection_properties)
-        return os.path.getsize(self._find_volume_path())
+        return loop.device_size(self._find_volume_path())
 
 
 class SimulatedSdcFixture(fixtures.Fixture):
