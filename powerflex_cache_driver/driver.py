@@ -183,17 +183,21 @@ class PowerFlexCacheMixin:
         return bool(properties.get("zeroPaddingEnabled"))
 
     def copy_volume_data_sparse(self, context: Any, src_volume: Any,
-                                dst_volume: Any) -> data_copy.CopyStats:
+                                dst_volume: Any,
+                                data_bytes: Optional[int] = None
+                                ) -> data_copy.CopyStats:
         """Copy one volume's data into another through this host.
 
-        Zero blocks are skipped when the destination pool pads with zeros.
+        Zero blocks are skipped when the destination pool pads with zeros;
+        then a source known to hold only zeros past ``data_bytes`` is
+        copied that far only.
         """
         skip_zeros = self._pool_reads_zeros(dst_volume)
         if not skip_zeros:
             LOG.info("Volume %s: pool is not zero-padded, copying every "
                      "block.", dst_volume.id)
         return data_copy.HostAssistedCopy(self).copy(
-            context, src_volume, dst_volume, skip_zeros)
+            context, src_volume, dst_volume, skip_zeros, data_bytes)
 
     def _create_charged(self, volume: Any
                         ) -> tuple[dict, quota_charge.RoundingCharge]:

@@ -67,6 +67,10 @@ QUOTAS = quota.QUOTAS
 
 NOT_CLONED: tuple[None, bool] = (None, False)
 
+IMAGE_BYTES_KEY = "powerflex_cache_image_bytes"
+"""Admin metadata of a cache volume made here: the image's virtual size in
+bytes. Past it the volume holds only zeros, so a rotation copies no more."""
+
 IMAGE_CHECK_ERRORS = (
     exception.ImageTooBig,
     exception.ImageUnacceptable,
@@ -390,9 +394,9 @@ class ImageCloner:
                     context, image_service, image_id, tmp_image)
                 self.driver.db.volume_glance_metadata_bulk_create(
                     context, volume.id, {"signature_verified": verified})
+            image_bytes = image_utils.qemu_img_info(tmp_image).virtual_size
             virtual_gib = image_utils.check_virtual_size(
-                image_utils.qemu_img_info(tmp_image).virtual_size,
-                volume.size, image_id)
+                image_bytes, volume.size, image_id)
             entry_gib = sizing.round_up(max(virtual_gib, 1),
                                         self.driver._granularity())
             entry_volume = self._internal_volume(internal, volume, entry_gib,
@@ -411,6 +415,7 @@ class ImageCloner:
                 self._fill_from_image(context, internal, entry_volume,
                                       image_location, image_meta,
                                       image_service)
+                self._make_available(internal, entry_volume, image_bytes)
                 cache.create_cache_entry(internal, entry_volume, image_id,
                                          image_meta)
             except IMAGE_CHECK_ERRORS:
@@ -440,7 +445,6 @@ class ImageCloner:
         volume_utils.copy_image_to_volume(self.driver, context, entry_volume,
                                           image_meta, image_location,
                                           image_service)
-        self._make_available(internal, entry_volume)
 
     def _download_into(self, context: Any, volume: Any, image_location: Any,
                        image_meta: dict, image_service: Any) -> dict:
@@ -484,12 +488,29 @@ class ImageCloner:
                 QUOTAS.rollback(internal, reservations)
         QUOTAS.commit(internal, reservations, project_id=internal.project_id)
 
-    def _make_available(self, internal: Any, new: Any) -> None:
-        """Mark a filled cache volume available and read-only."""
+    def _make_available(self, internal: Any, new: Any,
+                        image_bytes: Optional[int]) -> None:
+        """Mark a filled cache volume available and read-only.
+
+        :param image_bytes: the image's virtual size, when the volume holds
+            nothing but zeros past it.
+        """
         new.status = "available"
         new.save()
+        metadata = {"readonly": "True"}
+        if image_bytes is not None:
+            metadata[IMAGE_BYTES_KEY] = str(image_bytes)
         self.driver.db.volume_admin_metadata_update(
-            internal.elevated(), new.id, {"readonly": "True"}, False)
+            internal.elevated(), new.id, metadata, False)
+
+    def _image_bytes(self, internal: Any, volume: Any) -> Optional[int]:
+        """The image size recorded with a cache volume made here, if any."""
+        metadata = self.driver.db.volume_admin_metadata_get(
+            internal.elevated(), volume.id)
+        try:
+            return int(metadata[IMAGE_BYTES_KEY])
+        except (KeyError, ValueError):
+            return None
 
     def _discard_if_created(self, internal: Any, volume: Any) -> None:
         """Remove a half-made internal volume, if its row was saved."""
@@ -587,16 +608,18 @@ class ImageCloner:
         It is made at ``old``'s array size, so it holds all of it.
         """
         size = sizing.round_up(old.size, self.driver._granularity())
+        image_bytes = self._image_bytes(internal, old)
         new = self._internal_volume(internal, old, size, image_meta["id"])
         self._create_internal_volume(internal, new)
         try:
             new.update(self.driver.create_volume(new) or {})
             new.save()
-            self.driver.copy_volume_data_sparse(internal, old, new)
+            self.driver.copy_volume_data_sparse(internal, old, new,
+                                                image_bytes)
         except Exception:
             with excutils.save_and_reraise_exception():
                 LOG.error("Could not copy cache volume %(old)s; removing "
                           "%(new)s.", {"old": old.id, "new": new.id})
                 self._discard(internal, new)
-        self._make_available(internal, new)
+        self._make_available(internal, new, image_bytes)
         return new

@@ -137,8 +137,9 @@ class ManyVolumesScenario(RotationHelpers):
         self.assertEqual(2, counts["removeVolume"])
         self.assertEqual(self.expect(stock=0, ours=2), len(copies))
         for stats in copies:
-            # The cache volume's whole array volume, holes skipped.
-            self.assertEqual(8 * GIB, stats.bytes_total)
+            # The image the 8 GiB cache volume holds (recorded with the
+            # entry), holes skipped.
+            self.assertEqual(VIRTUAL_SIZE, stats.bytes_total)
             self.assertLess(stats.bytes_read, VIRTUAL_SIZE)
             self.assertEqual(DATA_BYTES, stats.bytes_written)
         self.assertEqual([type(exc) for _name, exc in self.casts.failures],

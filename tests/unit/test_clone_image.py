@@ -264,6 +264,39 @@ class CloneImage(base.DriverTestCase):
                          [op for op in self.gateway.ops()
                           if op in ("createVolume", "removeVolume")])
 
+    def test_rotation_copies_only_the_image(self):
+        # A cache volume made here records its image's virtual size: past
+        # it the volume holds zeros, and the copy stops there.
+        driver = self.driver()
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        db_api.volume_admin_metadata_update(
+            self.ctx, entry_volume.id,
+            {image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi)}, False)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        with mock.patch("cinder.volume.api.API.delete"), \
+                mock.patch.object(driver,
+                                  "copy_volume_data_sparse") as copy:
+            model_update, cloned = self.clone(driver, self.new_volume(60),
+                                              image_meta)
+        self.assertTrue(cloned)
+        self.assertEqual(3 * units.Gi, copy.call_args.args[3])
+        [new] = [v for v in self.internal_volumes()
+                 if v.id != entry_volume.id]
+        self.assertEqual(str(3 * units.Gi), db_api.volume_admin_metadata_get(
+            self.ctx, new.id)[image_clone.IMAGE_BYTES_KEY])
+
+    def test_rotation_of_an_entry_made_elsewhere_copies_everything(self):
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        with mock.patch("cinder.volume.api.API.delete"), \
+                mock.patch.object(driver,
+                                  "copy_volume_data_sparse") as copy:
+            self.clone(driver, self.new_volume(60), image_meta)
+        self.assertIsNone(copy.call_args.args[3])
+
     def test_rotation_gives_up_when_entry_removed_meanwhile(self):
         driver = self.driver()
         image_meta = self.image()
@@ -547,6 +580,10 @@ class CacheMiss(base.DriverTestCase):
                                             entry_volume.size))
         self.assertEqual({"volumes": (1, 0), "gigabytes": (8, 0)},
                          self.internal_usage())
+        self.assertEqual(
+            {"readonly": "True",
+             image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi)},
+            db_api.volume_admin_metadata_get(self.ctx, entry_volume.id))
 
     def test_image_larger_than_volume_fails_and_makes_nothing(self):
         driver = self.driver()
