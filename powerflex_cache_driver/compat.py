@@ -11,14 +11,27 @@
 #    under the License.
 """The one place that knows how Cinder releases differ.
 
-Supported releases and what differs between them:
+Supported releases and what differs between them (features are detected,
+not release numbers):
 
 * Cinder 29.0.0 (2026.2): ``PowerFlexBaseDriver`` with ``PowerFlexDriver``
   (SDC) and ``PowerFlexNVMeDriver`` (NVMe-TCP) subclasses; the REST client
   knows PowerFlex 5 erasure-coded systems (``check_powerflex_ec_version``)
   and ``snapshot_volume(..., from_source=True)`` makes thin clones there.
-* Cinder 27.0.0 (2025.2): a single ``PowerFlexDriver`` class, no NVMe-TCP
-  driver, no erasure-coded support, ``snapshot_volume(id, name)`` only.
+  The SDC driver maps volumes itself and returns ``sdc_guid``.
+* Cinder 28.0.0 (2026.1): a single ``PowerFlexDriver`` class, no NVMe-TCP
+  driver, no erasure-coded support, ``snapshot_volume(id, name)`` only; it
+  maps volumes itself and returns ``sdc_guid``, and has
+  ``powerflex_max_image_cache_vtree_size``.
+* Cinder 27.0.0 (2025.2): as 28, but its driver leaves ``sdc_guid`` out of
+  the connection info it maps for (see :func:`with_sdc_guid`).
+* Cinder 26.3.0 (2025.1) and 25.3.1 (2024.2): a single ``PowerFlexDriver``,
+  no NVMe-TCP driver, no erasure-coded support, ``snapshot_volume(id,
+  name)`` only. The driver does not map volumes: os-brick does, with the
+  gateway credentials of the host's
+  ``/opt/emc/scaleio/openstack/connector.conf`` (:data:`DRIVER_MAPS_VOLUMES`
+  is False). ``ImageVolumeCache`` has no ``delete_cached_volume`` yet
+  (:func:`delete_cached_volume`).
 """
 
 import inspect
