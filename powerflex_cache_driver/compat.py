@@ -11,14 +11,27 @@
 #    under the License.
 """The one place that knows how Cinder releases differ.
 
-Supported releases and what differs between them:
+Supported releases and what differs between them (features are detected,
+not release numbers):
 
 * Cinder 29.0.0 (2026.2): ``PowerFlexBaseDriver`` with ``PowerFlexDriver``
   (SDC) and ``PowerFlexNVMeDriver`` (NVMe-TCP) subclasses; the REST client
   knows PowerFlex 5 erasure-coded systems (``check_powerflex_ec_version``)
   and ``snapshot_volume(..., from_source=True)`` makes thin clones there.
-* Cinder 27.0.0 (2025.2): a single ``PowerFlexDriver`` class, no NVMe-TCP
-  driver, no erasure-coded support, ``snapshot_volume(id, name)`` only.
+  The SDC driver maps volumes itself and returns ``sdc_guid``.
+* Cinder 28.0.0 (2026.1): a single ``PowerFlexDriver`` class, no NVMe-TCP
+  driver, no erasure-coded support, ``snapshot_volume(id, name)`` only; it
+  maps volumes itself and returns ``sdc_guid``, and has
+  ``powerflex_max_image_cache_vtree_size``.
+* Cinder 27.0.0 (2025.2): as 28, but its driver leaves ``sdc_guid`` out of
+  the connection info it maps for (see :func:`with_sdc_guid`).
+* Cinder 26.3.0 (2025.1) and 25.3.1 (2024.2): a single ``PowerFlexDriver``,
+  no NVMe-TCP driver, no erasure-coded support, ``snapshot_volume(id,
+  name)`` only. The driver does not map volumes: os-brick does, with the
+  gateway credentials of the host's
+  ``/opt/emc/scaleio/openstack/connector.conf`` (:data:`DRIVER_MAPS_VOLUMES`
+  is False). ``ImageVolumeCache`` has no ``delete_cached_volume`` yet
+  (:func:`delete_cached_volume`).
 """
 
 import inspect
@@ -27,6 +40,10 @@ from typing import Any, Optional
 from cinder import exception
 from cinder.i18n import _
 from cinder.volume.drivers.dell_emc.powerflex import driver as stock
+from cinder.volume.drivers.dell_emc.powerflex import rest_client
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
 
 STOCK_SDC_DRIVER: type = stock.PowerFlexDriver
 """Cinder's PowerFlex driver for the SDC (``scaleio``) protocol."""
@@ -83,18 +100,48 @@ NVME_DRIVER_BASE: type = STOCK_NVME_DRIVER or _UnavailableNVMeDriver
 """Base class of the NVMe-TCP variant on this release."""
 
 
+DRIVER_MAPS_VOLUMES: bool = hasattr(rest_client.RestClient,
+                                    "query_sdc_id_by_guid")
+"""True where Cinder's SDC driver maps volumes to the SDC itself (27 on).
+
+Before (25, 26) the driver only returns the gateway's address and
+os-brick maps the volume, with credentials from the host's
+``/opt/emc/scaleio/openstack/connector.conf``.
+"""
+
+
 def with_sdc_guid(connection_info: dict, connector: dict) -> dict:
     """Put the connector's ``sdc_guid`` into SDC connection info.
 
-    Cinder 29 returns it; Cinder 27 maps the volume itself but leaves it
-    out, and os-brick 7 then takes its legacy path, which maps the volume
+    Cinder 28 and 29 return it; Cinder 27 maps the volume itself but leaves
+    it out, and os-brick 7 then takes its legacy path, which maps the volume
     again through a gateway address the connection info does not carry, so
     attaching fails. With ``sdc_guid`` os-brick only waits for the device,
     as the driver already mapped it.
+
+    Cinder 25 and 26 do not map the volume: there os-brick's legacy path is
+    the only one that maps it, so the connection info is left as it is.
     """
     data = connection_info.get("data")
-    if (connection_info.get("driver_volume_type") == "scaleio" and
+    if (DRIVER_MAPS_VOLUMES and
+            connection_info.get("driver_volume_type") == "scaleio" and
             data is not None and not data.get("sdc_guid") and
             connector.get("sdc_guid")):
         data["sdc_guid"] = connector["sdc_guid"]
     return connection_info
+
+
+def delete_cached_volume(cache: Any, context: Any, entry: dict,
+                         reason: str) -> None:
+    """Delete the volume of an image-volume cache entry as Cinder does.
+
+    ``ImageVolumeCache.delete_cached_volume`` appeared in Cinder 27; before,
+    the same deletion is its private ``_delete_image_volume``.
+    """
+    delete = getattr(cache, "delete_cached_volume", None)
+    if delete is not None:
+        delete(context, entry, reason)
+        return
+    LOG.debug("%(msg)s: entry %(entry)s.",
+              {"msg": reason, "entry": entry.get("volume_id")})
+    cache._delete_image_volume(context, entry)

@@ -58,6 +58,7 @@ from oslo_utils import excutils
 from oslo_utils import fileutils
 from oslo_utils import timeutils
 
+from powerflex_cache_driver import compat
 from powerflex_cache_driver import options
 from powerflex_cache_driver import sizing
 
@@ -360,7 +361,7 @@ class ImageCloner:
         cache = self._cache()
         cache.evict(internal, entry)
         try:
-            cache.delete_cached_volume(internal, entry, reason)
+            compat.delete_cached_volume(cache, internal, entry, reason)
         except Exception:
             LOG.exception("Could not delete volume %s of an evicted "
                           "image-volume cache entry.", entry["volume_id"])

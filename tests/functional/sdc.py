@@ -33,7 +33,7 @@ probe iSCSI, FC or NVMe initiators of the machine they run on).
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import fixtures
 from os_brick import initiator
@@ -54,6 +54,14 @@ class SimulatedSdc:
     by_id_dir: str
     legacy_attempts: list = dataclasses.field(default_factory=list)
     """Connection infos os-brick got without ``sdc_guid``."""
+    credentials: Optional[Callable[[], tuple]] = None
+    """Gives the gateway user, password and a token for os-brick's legacy path.
+
+    They stand in for the host's ``/opt/emc/scaleio/openstack/connector.conf``
+    that Cinder 25 and 26 deployments need: there the driver leaves mapping
+    to os-brick. The token spares each mapping a 401 and a login, so the
+    gateway sees the calls it would see from the driver.
+    """
 
 
 _ACTIVE: Optional[SimulatedSdc] = None
@@ -72,6 +80,7 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._device_sizes: dict[str, int] = {}
+        self._paths: dict[Optional[str], str] = {}
 
     def _get_guid(self, log_error: bool = True) -> str:
         """Return the simulated SDC's GUID (no ioctl)."""
@@ -85,6 +94,15 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
                                  **kwargs: Any) -> dict:
         """Report the simulated SDC's GUID, as a host with an SDC does."""
         return {"sdc_guid": active_sdc().guid}
+
+    def _get_username_and_password_token(self, connection_properties: dict
+                                         ) -> tuple:
+        """Return the simulator's credentials instead of connector.conf's."""
+        credentials = active_sdc().credentials
+        if credentials is None:
+            return super()._get_username_and_password_token(
+                connection_properties)
+        return credentials()
 
     def get_search_path(self) -> str:
         """Return the simulator's ``/dev/disk/by-id`` stand-in."""
@@ -104,10 +122,12 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
         device_info = super().connect_volume(connection_properties)
         path = device_info["path"]
         self._device_sizes[os.path.realpath(path)] = loop.device_size(path)
+        self._paths[connection_properties.get("scaleIO_volume_id")] = path
         return device_info
 
     def disconnect_volume(self, connection_properties: dict,
-                          device_info: dict, force: bool = False,
+                          device_info: Optional[dict] = None,
+                          force: bool = False,
                           ignore_errors: bool = False) -> None:
         """Disconnect with os-brick's code, keeping the device size.
 
@@ -118,7 +138,11 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
         write into a block device of fixed size. Give the file back the size
         it had when it was connected, as the block device would have kept.
         """
-        path = (device_info or {}).get("path")
+        path = (device_info.get("path") if isinstance(device_info, dict)
+                else None)
+        # Cinder 25 and 26 pass the volume, not the device info.
+        path = path or self._paths.pop(
+            connection_properties.get("scaleIO_volume_id"), None)
         if path:
             real = os.path.realpath(path)
             size = self._device_sizes.pop(real, None)
@@ -137,9 +161,12 @@ class SimulatedSdcConnector(scaleio.ScaleIOConnector):
 class SimulatedSdcFixture(fixtures.Fixture):
     """Register :class:`SimulatedSdcConnector` with os-brick."""
 
-    def __init__(self, guid: str, by_id_dir: str) -> None:
+    def __init__(self, guid: str, by_id_dir: str,
+                 credentials: Optional[Callable[[], tuple]] = None
+                 ) -> None:
         super().__init__()
-        self.sdc = SimulatedSdc(guid=guid, by_id_dir=by_id_dir)
+        self.sdc = SimulatedSdc(guid=guid, by_id_dir=by_id_dir,
+                                credentials=credentials)
 
     def _setUp(self) -> None:
         global _ACTIVE

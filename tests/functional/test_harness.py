@@ -25,6 +25,7 @@ from os_brick.initiator import connector as brick_connector
 from oslo_utils import units
 import testtools
 
+from powerflex_cache_driver import compat
 from tests.functional import base
 from tests.functional import cloud
 from tests.functional import sdc
@@ -32,6 +33,8 @@ from tests.functional import sdc
 
 class TestHarness(base.StockDriverTestCase):
     """The wiring, checked once with the stock driver."""
+
+    STOCK_29_SCENARIO = False
 
     def test_connector_factory_and_properties(self) -> None:
         """Cinder's brick helpers reach the simulated SDC."""
@@ -56,11 +59,17 @@ class TestHarness(base.StockDriverTestCase):
         sdc_id = self.sim.sdc_ids[cloud.SDC_GUID]
         maps = recorded.of("addMappedSdc")
         self.assertEqual([volume.provider_id], [c.volume_id for c in maps])
-        self.assertEqual(sdc_id, maps[0].body["sdcId"])
         unmaps = recorded.of("removeMappedSdc")
         self.assertEqual([volume.provider_id], [c.volume_id for c in unmaps])
         self.assert_volume_content(volume, image)
-        self.assertEqual([], self.sdc.legacy_attempts)
+        if compat.DRIVER_MAPS_VOLUMES:
+            self.assertEqual(sdc_id, maps[0].body["sdcId"])
+            self.assertEqual([], self.sdc.legacy_attempts)
+        else:
+            # Cinder 25 and 26: os-brick maps, by the SDC's GUID, with the
+            # credentials of the host's connector.conf.
+            self.assertEqual(cloud.SDC_GUID, maps[0].body["guid"])
+            self.assertEqual(1, len(self.sdc.legacy_attempts))
         self.assertEqual([], self.casts.failures)
         self.delete_volume(volume)
         self.delete_cache_entries()
