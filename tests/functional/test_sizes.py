@@ -39,7 +39,6 @@ from typing import Any, Callable, Optional
 from cinder.db import api as db_api
 from cinder import exception
 from cinder import objects
-from cinder.volume.drivers.dell_emc.powerflex import driver as stock_driver
 import fixtures
 from oslo_utils import units
 
@@ -57,10 +56,6 @@ SMALL_VIRTUAL_SIZE = 1 * GIB
 SMALL_PIECES = [(0, MIB), (SMALL_VIRTUAL_SIZE // 2, MIB)]
 SOURCE_POOL = "PD1:SP1"
 TARGET_POOL = "PD1:SP2"
-VTREE_SIZE_OPTION = "powerflex_max_image_cache_vtree_size"
-VTREE_SIZE = 3
-"""Members of a cache entry's vtree (base volume included) before the
-next clone of the entry finds it full: the third create from one image."""
 
 TAIL_OFFSET = 16 * GIB - 3 * MIB + 4096
 """Where the guest writes in a 16 GiB disk: the last GiB, past 10 GiB."""
@@ -114,24 +109,26 @@ create (no rotation: the entry is deleted, which frees the internal
 tenant's usage)."""
 
 
-def _has_vtree_size_option() -> bool:
-    return VTREE_SIZE_OPTION in {
-        opt.name for opt in stock_driver.PowerFlexDriver.get_driver_options()}
-
-
 class SizesScenario:
     """Sizes and quota along every create path, for one driver."""
 
     BACKEND_OPTIONS = {"powerflex_storage_pools": "%s,%s" % (SOURCE_POOL,
-                                                             TARGET_POOL),
-                       VTREE_SIZE_OPTION: VTREE_SIZE}
-
-    def setUp(self) -> None:
-        if not _has_vtree_size_option():
-            self.skipTest("this Cinder has no %s" % VTREE_SIZE_OPTION)
-        super().setUp()
+                                                             TARGET_POOL)}
 
     # -- helpers --------------------------------------------------------------
+
+    def _fill_vtree(self, volume: Any) -> None:
+        """Make the array refuse the next snapshot in ``volume``'s vtree.
+
+        The simulator's snapshot limit is lowered to what the vtree holds,
+        so the next clone meets the array's rc 182 without 120 more
+        creates; restored when the test ends.
+        """
+        array = self.sim.array
+        self.addCleanup(setattr, array, "snapshot_limit",
+                        array.snapshot_limit)
+        array.snapshot_limit = array.snapshot_count(
+            self.array_volume(volume.provider_id).vtree_id)
 
     def _gigabytes(self) -> tuple[int, int]:
         return (self.quota_usage()["gigabytes"],
@@ -248,10 +245,10 @@ class SizesScenario:
                          self.array_volume(direct.provider_id).vtree_id)
         self.override_config("allowed_direct_url_schemes", [])
 
-        # The entry's vtree holds VTREE_SIZE members: ours copies the
-        # entry into a new cache volume; stock fails the create and
-        # deletes the entry.
+        # The entry's vtree is full: ours copies the entry into a new cache
+        # volume; stock fails the create and deletes the entry.
         entry = self.cache_volume(meta["id"])
+        self._fill_vtree(entry)
         rotated = self._measure(
             table, "rotation 60",
             lambda: self.create_volume(60, image_id=meta["id"],
@@ -373,6 +370,7 @@ class SizesScenario:
         cache_tail = self._write_tail(entry, CACHE_TAIL_OFFSET, "entry")
         second, _unused = self.create_volume(1, image_id=meta["id"])
         self.assertEqual(cache_tail, self._read(second, CACHE_TAIL_OFFSET))
+        self._fill_vtree(entry)
         third, _unused = self.create_volume(1, image_id=meta["id"],
                                             expect_status=None)
         self.assertNotIn(entry.provider_id, self.sim.array.volumes)
