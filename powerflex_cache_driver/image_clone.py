@@ -488,6 +488,10 @@ class ImageCloner:
             with excutils.save_and_reraise_exception():
                 QUOTAS.rollback(internal, reservations)
         QUOTAS.commit(internal, reservations, project_id=internal.project_id)
+        # The workers row the manager adds to volumes it creates: if this
+        # service stops before the volume is made, its start-up clean-up
+        # moves the volume from creating to error instead of leaving it.
+        new.set_worker()
 
     def _make_available(self, internal: Any, new: Any,
                         image_bytes: Optional[int]) -> None:
@@ -498,6 +502,7 @@ class ImageCloner:
         """
         new.status = "available"
         new.save()
+        new.unset_worker()
         metadata = {"readonly": "True"}
         if image_bytes is not None:
             metadata[IMAGE_BYTES_KEY] = str(image_bytes)
@@ -535,6 +540,7 @@ class ImageCloner:
                               {"pid": volume.provider_id, "vol": volume.id})
                 volume.status = "error_deleting"
                 volume.save()
+                volume.unset_worker()
                 return
         reserve_opts = {"volumes": -1, "gigabytes": -volume.size}
         QUOTAS.add_volume_type_opts(internal, reserve_opts,
@@ -543,6 +549,7 @@ class ImageCloner:
             internal, project_id=internal.project_id, **reserve_opts)
         QUOTAS.commit(internal, reservations,
                       project_id=internal.project_id)
+        volume.unset_worker()
         volume.destroy()
 
     # -- vtree rotation -------------------------------------------------------

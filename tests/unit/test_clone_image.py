@@ -40,7 +40,8 @@ VTREE_FULL = (500, {"message": "Error with details", "httpStatusCode": 500,
                                         "in the VTree"}]})
 
 
-class CloneImage(base.DriverTestCase):
+class CloneImageFixtures:
+    """A driver, images, cache entries and volumes for clone_image."""
 
     def setUp(self):
         super().setUp()
@@ -99,6 +100,13 @@ class CloneImage(base.DriverTestCase):
         self.gateway.reset_calls()
         return driver.clone_image(self.project_ctx.elevated(), volume,
                                   location, image_meta, None)
+
+    def internal_volumes(self):
+        return [v for v in objects.VolumeList.get_all(self.ctx)
+                if v.project_id == INTERNAL_PROJECT]
+
+
+class CloneImage(CloneImageFixtures, base.DriverTestCase):
 
     # -- cache entries ------------------------------------------------------
 
@@ -213,10 +221,6 @@ class CloneImage(base.DriverTestCase):
         self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
         self.assertEqual([entry_volume.id],
                          [c.args[1].id for c in delete.call_args_list])
-
-    def internal_volumes(self):
-        return [v for v in objects.VolumeList.get_all(self.ctx)
-                if v.project_id == INTERNAL_PROJECT]
 
     def test_rotation_keeps_what_it_cannot_remove(self):
         # The copy fails and the half-made volume cannot be removed from
@@ -466,6 +470,34 @@ class CloneImage(base.DriverTestCase):
             driver, self.new_volume(12), self.image("raw"),
             self.location(image_volume)))
         self.assertEqual([], self.gateway.ops())
+
+
+class RotationWorkersRow(CloneImageFixtures, base.DriverTestCase):
+    """With Cinder's workers table, which its test case mocks by default."""
+
+    MOCK_WORKER = False
+
+    def test_rotation_volume_has_a_workers_row_while_it_is_made(self):
+        # Like the volumes the manager creates: a service stopped during
+        # the copy leaves a row that its start-up clean-up finds.
+        driver = self.driver()
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        during = []
+
+        def copy(context, old, new, data_bytes):
+            during.extend((w.resource_id, w.status)
+                          for w in db_api.worker_get_all(self.ctx))
+        volume = self.new_volume(60)
+        with mock.patch("cinder.volume.api.API.delete"), \
+                mock.patch.object(driver, "copy_volume_data_sparse",
+                                  side_effect=copy):
+            self.clone(driver, volume, image_meta)
+        [new] = [v for v in self.internal_volumes()
+                 if v.id != entry_volume.id]
+        self.assertEqual([(new.id, "creating")], during)
+        self.assertEqual([], db_api.worker_get_all(self.ctx))
 
 
 class Helpers(base.DriverTestCase):
