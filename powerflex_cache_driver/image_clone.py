@@ -116,9 +116,14 @@ def entry_is_fresh(entry: Any, image_meta: dict) -> bool:
 
 
 def same_backend(volume_a: Any, volume_b: Any) -> bool:
-    """Whether two volumes are served by the same Cinder backend."""
+    """Whether two volumes are served by the same Cinder backend.
+
+    In a cluster the cluster name stands for the host; both carry the pool
+    (``cluster@backend#pool``), which is left out here.
+    """
     if volume_a.cluster_name or volume_b.cluster_name:
-        return volume_a.cluster_name == volume_b.cluster_name
+        return (volume_utils.extract_host(volume_a.cluster_name, "backend") ==
+                volume_utils.extract_host(volume_b.cluster_name, "backend"))
     return (volume_utils.extract_host(volume_a.host, "backend") ==
             volume_utils.extract_host(volume_b.host, "backend"))
 

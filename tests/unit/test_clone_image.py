@@ -522,6 +522,21 @@ class Helpers(base.DriverTestCase):
         self.assertTrue(image_clone.entry_is_fresh(
             entry, {"updated_at": "2026-11-01T12:00:00Z"}))
 
+    def test_same_backend_in_a_cluster_ignores_the_pool(self):
+        # A cinder:// volume in another pool of the same clustered backend
+        # is on this backend (a host-assisted copy makes the clone).
+        sp1 = test_utils.create_volume(
+            self.ctx, host="node1@powerflex#PD1:SP1",
+            cluster_name="cluster@powerflex#PD1:SP1")
+        sp2 = test_utils.create_volume(
+            self.ctx, host="node2@powerflex#PD1:SP2",
+            cluster_name="cluster@powerflex#PD1:SP2")
+        other = test_utils.create_volume(
+            self.ctx, host="node1@other#PD1:SP1",
+            cluster_name="cluster@other#PD1:SP1")
+        self.assertTrue(image_clone.same_backend(sp1, sp2))
+        self.assertFalse(image_clone.same_backend(sp1, other))
+
     def test_same_pool_unknown_pool_is_same(self):
         volume = self.new_volume_like("cinder@powerflex#PD1:SP1")
         self.assertTrue(image_clone.same_pool(
