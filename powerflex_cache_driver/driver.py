@@ -266,6 +266,9 @@ class PowerFlexCacheMixin:
 
     def create_cloned_volume(self, volume: Any, src_vref: Any) -> dict:
         """Clone a volume: one array snapshot, or a copy across pools."""
+        # Cinder's own image path may end here (its cache or cinder://
+        # clone) instead of in create_volume.
+        self._image_volume_sizes.pop(volume.id, None)
         if not image_clone.same_pool(volume, src_vref):
             LOG.info("Volume %(vol)s: source %(src)s is in storage pool "
                      "%(src_pool)s, not %(pool)s; copying through this "

@@ -54,6 +54,14 @@ class CreateVolume(base.DriverTestCase):
         volume.size = 3
         self.assertEqual(8, driver.create_volume(volume)["size"])
 
+    def test_size_record_dropped_when_cinder_clones_instead(self):
+        driver = self.make_driver(base.OURS,
+                                  **{options.CLONE_IMAGE: False})
+        volume = self.new_volume(20)
+        driver.clone_image(self.ctx, volume, None, {"id": "image"}, None)
+        driver.create_cloned_volume(volume, self.volume(16, 16))
+        self.assertEqual({}, driver._image_volume_sizes)
+
     def test_stock_reports_rounded_size(self):
         driver = self.make_driver(base.STOCK)
         model_update = driver.create_volume(self.new_volume(14))
