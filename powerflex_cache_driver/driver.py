@@ -81,6 +81,12 @@ class PowerFlexCacheMixin:
         # Cinder's own image path (see create_volume).
         self._image_volume_sizes: dict[str, int] = {}
 
+    def do_setup(self, context: Any) -> None:
+        """Set up Cinder's driver; its REST clients log in again on 401."""
+        super().do_setup(context)
+        compat.log_in_again_on_401(self.primary_client)
+        compat.log_in_again_on_401(getattr(self, "secondary_client", None))
+
     # -- helpers -----------------------------------------------------------
 
     def _granularity(self) -> int:

@@ -158,6 +158,13 @@ def both(*arms: Arm) -> Arm:
     return arm
 
 
+def revoke_tokens() -> Arm:
+    """The gateway revokes every token (a restart, a password change)."""
+    def arm(test: "FaultMatrix", ctx: dict) -> None:
+        test.sim.faults.invalidate_tokens()
+    return arm
+
+
 def remove_behind_cinder(key: str) -> Arm:
     """Remove the array volume of ``ctx[key]`` outside Cinder."""
     def arm(test: "FaultMatrix", ctx: dict) -> None:
@@ -171,6 +178,19 @@ SNAP_RC = errors.CAPACITY_TOO_LOW_FOR_SNAP
 VTREE_FULL = errors.TOO_MANY_SNAPS_IN_VTREE
 
 ROWS = [
+    # The gateway revokes the client's token: the driver logs in again and
+    # sends the request once more, instead of failing until the client's
+    # five-minute token refresh.
+    Row("token revoked", "create", revoke_tokens(), AVAILABLE,
+        ("createVolume",)),
+    Row("token revoked", "clone_extend", revoke_tokens(), AVAILABLE,
+        ("snapshotVolumes",)),
+    Row("token revoked", "extend", revoke_tokens(), AVAILABLE,
+        ("setVolumeSize",)),
+    Row("token revoked", "snapshot", revoke_tokens(), AVAILABLE,
+        ("snapshotVolumes",)),
+    Row("token revoked", "delete", revoke_tokens(), DELETED),
+    Row("token revoked", "image_miss", revoke_tokens(), AVAILABLE),
     # A blank volume.
     Row("createVolume rc 190 (size too large)", "create",
         fail("createVolume", errors.VOL_SIZE_TOO_LARGE), ERROR,

@@ -224,3 +224,28 @@ class DriverLoading(base.DriverTestCase):
         volume_manager = manager.VolumeManager(service_name="powerflex")
         self.assertIsInstance(volume_manager.driver,
                               compat.STOCK_NVME_DRIVER)
+
+
+class TokenRevoked(base.DriverTestCase):
+    """The gateway refuses the client's token: log in again, send again."""
+
+    UNAUTHORIZED = (401, {"message": "Unauthorized", "httpStatusCode": 401,
+                          "errorCode": 0})
+
+    def test_extend_logs_in_again_and_succeeds(self):
+        driver = self.make_driver(base.OURS)
+        volume = self.volume(8, 8)
+        self.gateway.reset_calls()
+        self.gateway.fail("setVolumeSize", *self.UNAUTHORIZED)
+        driver.extend_volume(volume, 9)
+        self.assertEqual(["setVolumeSize", "login", "setVolumeSize"],
+                         self.gateway.ops())
+        self.assertEqual(16, self.gateway.size_gib(volume.provider_id))
+
+    def test_a_second_refusal_is_an_error(self):
+        driver = self.make_driver(base.OURS)
+        volume = self.volume(8, 8)
+        self.gateway.fail("setVolumeSize", *self.UNAUTHORIZED, times=6)
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.extend_volume, volume, 9)
+        self.assertEqual(8, self.gateway.size_gib(volume.provider_id))
