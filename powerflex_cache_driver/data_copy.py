@@ -392,11 +392,9 @@ class HostAssistedCopy:
             the source.
         """
         properties = self._connector_properties()
-        src_attach = self.driver._attach_volume(context, src_volume,
-                                                properties)[0]
+        src_attach = self._attach(context, src_volume, properties)
         try:
-            dst_attach = self.driver._attach_volume(context, dst_volume,
-                                                    properties)[0]
+            dst_attach = self._attach(context, dst_volume, properties)
             try:
                 src_path = src_attach["device"]["path"]
                 dst_path = dst_attach["device"]["path"]
@@ -467,6 +465,25 @@ class HostAssistedCopy:
             return DEFAULT_CHUNK_BYTES
         chunk = _round_up(max(configured, DEFAULT_CHUNK_BYTES), units.Mi)
         return min(chunk, MAX_CHUNK_BYTES)
+
+    def _attach(self, context: Any, volume: Any, properties: dict) -> Any:
+        """Attach a volume to this host; unmap it again if that fails.
+
+        Cinder's ``_attach_volume`` leaves the volume mapped when the
+        mapping was made but its answer was lost (or a later step of the
+        connection failed); nothing would unmap it afterwards.
+        """
+        try:
+            return self.driver._attach_volume(context, volume,
+                                              properties)[0]
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                try:
+                    self.driver.terminate_connection(volume, properties,
+                                                     force=True)
+                except Exception:
+                    LOG.warning("Could not unmap volume %s after a failed "
+                                "attach.", volume.id, exc_info=True)
 
     def _detach(self, context: Any, attach_info: Any, volume: Any,
                 properties: dict) -> None:

@@ -327,6 +327,10 @@ ROWS = [
     Row("addMappedSdc rc 80", "cross_pool",
         fail("addMappedSdc", errors.INI_NOT_FOUND), ERROR,
         ("addMappedSdc",)),
+    # The source is mapped but the answer is lost: unmapped again.
+    Row("addMappedSdc answer dropped after mapping the source",
+        "cross_pool", drop("addMappedSdc", after=True), ERROR,
+        ("addMappedSdc",)),
     Row("createVolume rc 99 (name in use)", "cross_pool",
         fail("createVolume", errors.VOL_NAME_IN_USE), ERROR,
         ("createVolume",)),
