@@ -238,9 +238,11 @@ class PowerFlexCacheMixin:
                 # A cinder:// image volume may be recorded above the
                 # request; the copy needs all of it.
                 charge.cover(source_gib)
-                self._get_client().extend_volume(volume.provider_id,
-                                                 source_gib)
-                model_update["size"] = source_gib
+                model_update["size"] = self._ensure_array_size(
+                    volume.id, source_gib, model_update["size"],
+                    lambda: [_ArrayVolume("new", self._get_client(),
+                                          volume.provider_id)])
+                charge.cover(model_update["size"])
             self.copy_volume_data_sparse(cinder_context.get_admin_context(),
                                          source,
                                          volume)
