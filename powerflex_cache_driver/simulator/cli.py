@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="publish mapped volumes as loop devices over "
                              "their backing files (root; falls back to the "
                              "files where refused)")
+    parser.add_argument("--by-id-dir", default=None, metavar="DIR",
+                        help="put the emc-vol-<systemId>-<volumeId> links "
+                             "of mapped volumes in DIR (e.g. "
+                             "/dev/disk/by-id, where os-brick looks; "
+                             "created if missing) instead of WORKDIR/by-id; "
+                             "removed on stop with the directories created "
+                             "for them")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="log every request (never credentials)")
     return parser
@@ -78,7 +85,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sdc_guids=tuple(args.sdc_guids or (gateway.DEFAULT_SDC_GUID,)),
         nvme_host_nqns=tuple(args.nqns),
         snapshot_limit=args.snapshot_limit, strict_size=args.strict_size,
-        host=args.host, port=args.port, loop_devices=args.loop_devices)
+        host=args.host, port=args.port, loop_devices=args.loop_devices,
+        by_id_dir=args.by_id_dir)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: Any) -> None:

@@ -66,6 +66,12 @@ class GatewaySimulator:
         where the machine refuses, the files, and
         ``array.loop_refused`` says why). Detached on unmapping and by
         :meth:`stop`.
+    :param by_id_dir: directory for the ``emc-vol-<systemId>-<volumeId>``
+        links of mapped volumes instead of ``<workdir>/by-id``: typically
+        ``/dev/disk/by-id``, where os-brick's ScaleIO connector looks.
+        Created (parents too) when needed; the links exist while the
+        simulator serves: :meth:`stop` removes them and the directories it
+        created (when empty), and nothing else there.
     """
 
     def __init__(self, workdir: "os.PathLike[str] | str",
@@ -82,7 +88,9 @@ class GatewaySimulator:
                  strict_size: bool = False,
                  host: str = "127.0.0.1", port: int = 0,
                  token_ttl: Optional[float] = None,
-                 loop_devices: bool = False) -> None:
+                 loop_devices: bool = False,
+                 by_id_dir: "Optional[os.PathLike[str] | str]" = None
+                 ) -> None:
         self.workdir = os.path.abspath(os.fspath(workdir))
         os.makedirs(self.workdir, exist_ok=True)
         is_ec = gen_type.lower() == "ec"
@@ -93,14 +101,17 @@ class GatewaySimulator:
         os.makedirs(tls_dir, exist_ok=True)
         self._certs = tls.generate(tls_dir)
         self.ca_cert_path: str = self._certs.ca_cert
-        self.by_id_dir = os.path.join(self.workdir, "by-id")
+        shared = by_id_dir is not None
+        self.by_id_dir = (os.path.abspath(os.fspath(by_id_dir))
+                          if by_id_dir is not None
+                          else os.path.join(self.workdir, "by-id"))
         self.array = model.Array(
             self.workdir, self.by_id_dir, gen_type=gen_type,
             version=version or ("5.0" if is_ec else "4.5"),
             protection_domain=protection_domain, pools=pools,
             sdc_guids=sdc_guids, nvme_host_nqns=nvme_host_nqns,
             snapshot_limit=snapshot_limit, strict_size=strict_size,
-            loop_devices=loop_devices)
+            loop_devices=loop_devices, shared_by_id_dir=shared)
         self.tokens = auth.TokenStore(username, password, token_ttl)
         self.faults = faults_mod.FaultInjector(latency,
                                                self.tokens.invalidate_all)
@@ -138,7 +149,9 @@ class GatewaySimulator:
         """Stop serving, close every connection and the listening socket.
 
         Loop devices are detached too (mapped volumes' links point at their
-        backing files until the next :meth:`start`).
+        backing files until the next :meth:`start`; with a ``by_id_dir``
+        of the caller's, the links go until the next :meth:`start`, and so
+        do the directories the simulator created for them).
         """
         self.array.release_devices()
         srv, thread = self._server, self._thread

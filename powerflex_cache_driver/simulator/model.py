@@ -36,6 +36,12 @@ instead (a real block device, as on a real host), attached on the first
 mapping and detached on the last unmapping, on removal and by
 :meth:`Array.release_devices`; where the machine refuses loop devices the
 link points at the file, and the reason is logged once.
+
+With ``shared_by_id_dir`` the directory is the host's own (say
+``/dev/disk/by-id``, where os-brick looks): it is created, parents too,
+when a link is published, and :meth:`Array.release_devices` removes the
+links the array made and the directories it created (when empty), leaving
+everything else there; :meth:`Array.restore_devices` publishes them again.
 """
 
 import dataclasses
@@ -233,6 +239,11 @@ class Array:
         multiple of the granularity (500/225) instead of rounding up.
     :param loop_devices: publish mapped volumes as loop devices (root);
         falls back to the backing files where the machine refuses.
+    :param shared_by_id_dir: ``by_id_dir`` is not the simulator's own but
+        shared with the host (e.g. ``/dev/disk/by-id``): created (parents
+        too) on the first link rather than here, emptied of this array's
+        links and removed where this array created it by
+        :meth:`release_devices`.
     """
 
     def __init__(self, work_dir: str, by_id_dir: str,
@@ -243,7 +254,8 @@ class Array:
                  nvme_host_nqns: Iterable[str] = (),
                  snapshot_limit: Optional[int] = None,
                  strict_size: bool = False,
-                 loop_devices: bool = False) -> None:
+                 loop_devices: bool = False,
+                 shared_by_id_dir: bool = False) -> None:
         if gen_type.lower() not in ("ec", "mirroring"):
             raise ValueError("gen_type must be 'Mirroring' or 'EC'")
         self.lock = threading.RLock()
@@ -262,7 +274,16 @@ class Array:
         self.migration_pause_reason: Optional[str] = None
         self.storage = storage.SparseStore(os.path.join(work_dir, "volumes"))
         self.by_id_dir = by_id_dir
-        os.makedirs(by_id_dir, exist_ok=True)
+        self.shared_by_id_dir = shared_by_id_dir
+        #: The links this array made in by_id_dir.
+        self._links: set[str] = set()
+        #: Directories of by_id_dir's path this array created.
+        self._made_dirs: list[str] = []
+        #: True from release_devices to restore_devices in a shared
+        #: by_id_dir: links are neither made nor kept.
+        self._withdrawn = False
+        if not shared_by_id_dir:
+            os.makedirs(by_id_dir, exist_ok=True)
         self._ids = _Ids()
         self.system_id = self._ids.next("system")
         self.system_nqn = ("nqn.1988-11.com.dell:powerflex:00:%s"
@@ -357,13 +378,61 @@ class Array:
     def _publish_link(self, volume: Volume) -> None:
         link = self._link_path(volume.id)
         if volume.mappings:
-            if not os.path.islink(link):
-                os.symlink(self._attach_loop(volume) or volume.backing_path,
-                           link)
+            if not os.path.islink(link) and not self._withdrawn:
+                target = self._attach_loop(volume) or volume.backing_path
+                self._make_by_id_dir()
+                try:
+                    os.symlink(target, link)
+                except FileNotFoundError:
+                    # A shared directory another simulator removed between
+                    # the two calls, stopping: make it again.
+                    self._make_by_id_dir()
+                    os.symlink(target, link)
+                self._links.add(link)
         else:
-            if os.path.lexists(link):
-                os.unlink(link)
+            self._remove_link(link)
             self._detach_loop(volume.id)
+
+    def _remove_link(self, link: str) -> None:
+        """Remove a link; in a shared directory, only one this array made."""
+        if self.shared_by_id_dir and link not in self._links:
+            return
+        if os.path.lexists(link):
+            os.unlink(link)
+        self._links.discard(link)
+
+    def _make_by_id_dir(self) -> None:
+        """Create by_id_dir and its missing parents; remember which."""
+        missing = []
+        path = os.path.abspath(self.by_id_dir)
+        while not os.path.isdir(path):
+            missing.append(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        if not missing:
+            return
+        os.makedirs(self.by_id_dir, exist_ok=True)
+        if self.shared_by_id_dir:
+            self._made_dirs.extend(
+                d for d in missing if d not in self._made_dirs)
+
+    def _withdraw_links(self) -> None:
+        """Remove this array's links and the directories it created."""
+        for link in sorted(self._links):
+            self._remove_link(link)
+        kept = []
+        # Deepest first: a parent's path is shorter than its children's.
+        for path in sorted(self._made_dirs, key=len, reverse=True):
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                LOG.info("Leaving %s: %s", path, exc)
+                kept.append(path)
+        self._made_dirs = kept
 
     def _attach_loop(self, volume: Volume) -> Optional[str]:
         """Return a loop device over ``volume``'s file, or None."""
@@ -388,28 +457,42 @@ class Array:
         """Detach every loop device; links fall back to the backing files.
 
         The simulator calls this when it stops, so no loop device outlives
-        it; :meth:`restore_devices` attaches them again.
+        it; :meth:`restore_devices` attaches them again. In a shared
+        ``by_id_dir`` the links go too, and the directories this array
+        created (when empty); none is made until :meth:`restore_devices`.
         """
         with self.lock:
             for volume_id in list(self.loops):
                 link = self._link_path(volume_id)
-                if os.path.lexists(link):
-                    os.unlink(link)
+                self._remove_link(link)
                 self._detach_loop(volume_id)
                 volume = self.volumes.get(volume_id)
-                if volume is not None and volume.mappings:
+                if (volume is not None and volume.mappings and
+                        not self.shared_by_id_dir):
                     os.symlink(volume.backing_path, link)
+                    self._links.add(link)
+            if self.shared_by_id_dir:
+                self._withdrawn = True
+                self._withdraw_links()
 
     def restore_devices(self) -> None:
-        """Publish the mapped volumes as loop devices again (on start)."""
+        """Publish the mapped volumes as loop devices again (on start).
+
+        In a shared ``by_id_dir``, publish every mapped volume's link again.
+        """
         with self.lock:
+            if self.shared_by_id_dir:
+                self._withdrawn = False
+                for volume in self.volumes.values():
+                    if volume.mappings:
+                        self._publish_link(volume)
+                return
             if not self.loop_devices:
                 return
             for volume in self.volumes.values():
                 link = self._link_path(volume.id)
                 if volume.mappings and volume.id not in self.loops:
-                    if os.path.lexists(link):
-                        os.unlink(link)
+                    self._remove_link(link)
                     self._publish_link(volume)
 
     def device_path(self, volume_id: str) -> str:

@@ -38,6 +38,60 @@ class TestCommandLine(testtools.TestCase):
         self.assertEqual((0, "EC", ["A", "B"]),
                          (args.port, args.gen_type, args.pools))
 
+    def test_parser_by_id_dir(self):
+        parser = cli.build_parser()
+        self.assertIsNone(parser.parse_args([]).by_id_dir)
+        self.assertEqual("/dev/disk/by-id", parser.parse_args(
+            ["--by-id-dir", "/dev/disk/by-id"]).by_id_dir)
+
+    def test_by_id_dir_links_go_on_sigterm(self):
+        self.useFixture(base.GreenSSLFixture())
+        workdir = self.useFixture(fixtures.TempDir()).path
+        root = self.useFixture(fixtures.TempDir()).path
+        by_id = os.path.join(root, "disk", "by-id")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "powerflex_cache_driver.simulator",
+             "--port", "0", "--workdir", workdir, "--by-id-dir", by_id],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, PYTHONPATH=ROOT))
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.stdout.close)
+        lines = {}
+        for line in proc.stdout:
+            key, _sep, value = line.partition(":")
+            lines[key.strip()] = value.strip()
+            if line.startswith("Stop with"):
+                break
+        try:
+            self.assertEqual(by_id, lines["by-id dir"])
+            url, ca = lines["URL"], lines["CA cert"]
+            sdc_id = lines["SDCs"].split("=")[1]
+            token = requests.get(url + "/login", verify=ca, timeout=5,
+                                 auth=("admin", base.PASSWORD)).json()
+
+            def call(method, path, body=None):
+                r = requests.request(method, url + path, json=body,
+                                     verify=ca, timeout=5,
+                                     auth=("admin", token))
+                self.assertEqual(200, r.status_code, r.text)
+                return r.json()
+
+            pd_id = call("GET", "/types/Domain/instances/getByName::PD1")
+            vid = call("POST", "/types/Volume/instances", {
+                "protectionDomainId": pd_id,
+                "storagePoolId": call(
+                    "GET", "/types/Pool/instances/getByName::%s,SP1" % pd_id),
+                "volumeType": "ThinProvisioned",
+                "volumeSizeInKb": str(8 * base.GIB_KB)})["id"]
+            call("POST", "/instances/Volume::%s/action/addMappedSdc" % vid,
+                 {"sdcId": sdc_id})
+            self.assertEqual(["emc-vol-%s-%s" % (lines["System id"], vid)],
+                             os.listdir(by_id))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(10))
+        self.assertEqual([], os.listdir(root))
+
     def test_serves_until_sigterm(self):
         self.useFixture(base.GreenSSLFixture())
         workdir = self.useFixture(fixtures.TempDir()).path

@@ -1,0 +1,73 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The ``tools/cloud`` command line."""
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from tools.cloudlib import cloud
+from tools.cloudlib import layout
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``tools/cloud``."""
+    parser = argparse.ArgumentParser(
+        prog="tools/cloud",
+        description="A one-machine OpenStack cloud (Keystone, Glance, "
+                    "Cinder with two cinder-volume services in a cluster) "
+                    "on a simulated PowerFlex array, under .cloud/.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the cloud")
+    up.add_argument("--driver", choices=sorted(layout.DRIVERS),
+                    default="ours",
+                    help="ours (this package) or stock (Cinder's "
+                         "PowerFlexDriver); default: ours")
+    commands.add_parser("down", help="stop the cloud and remove .cloud/")
+    commands.add_parser("status", help="say what runs")
+    tempest = commands.add_parser(
+        "tempest", help="run Tempest's volume tests, cinder-tempest-plugin "
+                        "and this package's plugin against the cloud")
+    tempest.add_argument("--regex", default="volume",
+                         help="tests to run (default: volume)")
+    tempest.add_argument("--concurrency", type=int, default=2)
+    commands.add_parser(
+        "active-active", help="50 concurrent creates from one new image "
+                              "over both cinder-volume services")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command; return the exit status."""
+    args = build_parser().parse_args(argv)
+    the_cloud = cloud.Cloud()
+    try:
+        if args.command == "up":
+            return the_cloud.up(args.driver)
+        if args.command == "down":
+            return the_cloud.down()
+        if args.command == "status":
+            return the_cloud.status()
+        description = the_cloud.layout.read_description()
+        if args.command == "tempest":
+            from tools.cloudlib import tempest
+            return tempest.main(description, regex=args.regex,
+                                concurrency=args.concurrency)
+        from tools.cloudlib import active_active
+        return active_active.main(description)
+    except FileNotFoundError as exc:
+        print("tools/cloud %s: the cloud is not up (%s); run `tools/cloud "
+              "up` first" % (args.command, exc.filename), file=sys.stderr)
+        return 2
+    except cloud.CloudError as exc:
+        print("tools/cloud %s: %s" % (args.command, exc), file=sys.stderr)
+        return 1
