@@ -487,10 +487,50 @@ class HostAssistedCopy:
 
     def _detach(self, context: Any, attach_info: Any, volume: Any,
                 properties: dict) -> None:
+        """Detach a volume after a copy.
+
+        A detach whose unmap failed although the volume is no longer
+        mapped to this host (the array answers rc 84, "not mapped", when
+        something else unmapped it meanwhile) did what it had to.
+        """
         try:
             self.driver._detach_volume(context, attach_info, volume,
                                        properties, force=True)
         except Exception:
-            with excutils.save_and_reraise_exception():
-                LOG.error("Could not detach volume %s after a copy.",
-                          volume.id)
+            with excutils.save_and_reraise_exception() as ctxt:
+                if self._mapped_here(volume, properties):
+                    LOG.error("Could not detach volume %s after a copy.",
+                              volume.id)
+                else:
+                    LOG.warning("Volume %s: the detach after a copy "
+                                "failed, but the volume is not mapped to "
+                                "this host any more; going on.", volume.id,
+                                exc_info=True)
+                    ctxt.reraise = False
+
+    def _mapped_here(self, volume: Any, properties: dict) -> bool:
+        """Whether ``volume`` is still mapped to this host (True if unsure).
+
+        This host is the SDC of the connector's ``sdc_guid`` or the
+        NVMe host of its ``nqn``.
+        """
+        client = self.driver._get_client()
+        try:
+            mappings = client.query_volume(
+                volume.provider_id).get("mappedSdcInfo") or []
+            if not mappings:
+                return False
+            here = set()
+            guid = properties.get("sdc_guid")
+            if guid and hasattr(client, "query_sdc_id_by_guid"):
+                here.add(client.query_sdc_id_by_guid(guid))
+        except Exception:
+            LOG.debug("Could not read the mappings of volume %s.",
+                      volume.id, exc_info=True)
+            return True
+        nqn = properties.get("nqn")
+        if not here and not nqn:
+            return True
+        return any(m.get("sdcId") in here or
+                   (nqn is not None and m.get("nqn") == nqn)
+                   for m in mappings)

@@ -50,6 +50,7 @@ from oslo_utils import units
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import data_copy
 from powerflex_cache_driver import image_clone
+from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver import options
 from powerflex_cache_driver import quota_charge
 from powerflex_cache_driver import sizing
@@ -82,10 +83,16 @@ class PowerFlexCacheMixin:
         self._image_volume_sizes: dict[str, int] = {}
 
     def do_setup(self, context: Any) -> None:
-        """Set up Cinder's driver; its REST clients log in again on 401."""
+        """Set up Cinder's driver and wrap its REST clients.
+
+        They log in again on 401, and find the volumes of creates whose
+        answer was lost (:mod:`powerflex_cache_driver.lost_answer`).
+        """
         super().do_setup(context)
-        compat.log_in_again_on_401(self.primary_client)
-        compat.log_in_again_on_401(getattr(self, "secondary_client", None))
+        for client in (self.primary_client,
+                       getattr(self, "secondary_client", None)):
+            compat.log_in_again_on_401(client)
+            lost_answer.recover_lost_answers(client)
 
     # -- helpers -----------------------------------------------------------
 
@@ -170,17 +177,26 @@ class PowerFlexCacheMixin:
         return max(self._extend_array_volume(volume_id, array_volume, plan)
                    for array_volume in array_volumes())
 
-    def _remove_unfinished(self, volume_id: str, provider_id: str) -> None:
-        """Remove an array volume made for a create that then failed."""
+    def _remove_unfinished(self, volume: Any, provider_id: str) -> None:
+        """Remove an array volume made for a create that then failed.
+
+        When it cannot be removed, the volume (which ends in error) keeps
+        it as its ``provider_id``: deleting the volume removes it then.
+        """
         LOG.warning("Volume %(vol)s: create failed after array volume "
                     "%(pid)s was made; removing it.",
-                    {"vol": volume_id, "pid": provider_id})
+                    {"vol": volume.id, "pid": provider_id})
         try:
             self._get_client().remove_volume(provider_id)
         except Exception:
             LOG.exception("Volume %(vol)s: could not remove array volume "
-                          "%(pid)s; remove it from the array by hand.",
-                          {"vol": volume_id, "pid": provider_id})
+                          "%(pid)s; the volume keeps it and ends in error. "
+                          "Deleting the volume removes it.",
+                          {"vol": volume.id, "pid": provider_id})
+            volume.provider_id = provider_id
+            volume.save()
+        else:
+            volume.provider_id = None
 
     def _pool_reads_zeros(self, volume: Any) -> bool:
         """Whether a new volume in ``volume``'s pool reads back zeros."""
@@ -248,9 +264,8 @@ class PowerFlexCacheMixin:
                                          volume)
         except Exception:
             with excutils.save_and_reraise_exception():
-                self._remove_unfinished(volume.id,
+                self._remove_unfinished(volume,
                                         model_update["provider_id"])
-                volume.provider_id = None
                 charge.refund()
         return model_update
 
@@ -356,13 +371,31 @@ class PowerFlexCacheMixin:
                     fields.ReplicationStatus.ENABLED)
         except Exception:
             with excutils.save_and_reraise_exception():
-                self._remove_unfinished(volume.id, provider_id)
+                self._remove_unfinished(volume, provider_id)
                 charge.refund()
         model_update["size"] = array_gib
         LOG.info("Volume %(vol)s: Cinder records %(array)s GiB, the size the "
                  "array holds (requested %(req)s GiB).",
                  {"vol": volume.id, "array": array_gib, "req": volume.size})
         return model_update
+
+    def delete_volume(self, volume: Any) -> None:
+        """Delete a volume; one without an array volume id too.
+
+        A volume whose create failed has no ``provider_id``, but the array
+        may have made its volume after the client gave up waiting (see
+        :mod:`powerflex_cache_driver.lost_answer`): it is looked up by the
+        name it was given, and removed.
+        """
+        if not volume.provider_id:
+            lost_answer.remove_by_name(self._get_client(), volume.id)
+        super().delete_volume(volume)
+
+    def delete_snapshot(self, snapshot: Any) -> None:
+        """Delete a snapshot; one without an array volume id too."""
+        if not snapshot.provider_id:
+            lost_answer.remove_by_name(self._get_client(), snapshot.id)
+        super().delete_snapshot(snapshot)
 
     def extend_volume(self, volume: Any, new_size: int) -> None:
         """Extend a volume, sending the array only what it needs.

@@ -59,6 +59,7 @@ from oslo_utils import fileutils
 from oslo_utils import timeutils
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver import options
 from powerflex_cache_driver import sizing
 
@@ -79,6 +80,11 @@ IMAGE_CHECK_ERRORS = (
     exception.ImageConversionNotAllowed,
 )
 """Refusals of Cinder's image checks: the create fails, as in Cinder."""
+
+MAX_ROTATIONS_PER_CREATE = 3
+"""How many full entries one create replaces before it leaves the volume
+to Cinder (which downloads the image): with many creates at once, a new
+entry's vtree can fill before a create that waited for it clones it."""
 
 
 def cinder_volume_ids(image_location: Any) -> list[str]:
@@ -293,48 +299,80 @@ class ImageCloner:
                 image_service)
 
     def _clone_entry(self, internal: Any, volume: Any,
-                     found: tuple[Any, Any], image_meta: dict
+                     found: tuple[Any, Any], image_meta: dict,
+                     rotations_left: int = MAX_ROTATIONS_PER_CREATE
                      ) -> Optional[tuple[Optional[dict], bool]]:
-        """Clone a cache entry; None if the entry had to be removed."""
+        """Clone a cache entry; None if the entry had to be removed.
+
+        An entry whose vtree is full is replaced and the replacement
+        cloned; under many concurrent creates the replacement's vtree may
+        fill before this create reaches it, and it is replaced in turn, up
+        to ``rotations_left`` times.
+        """
         entry, source = found
         LOG.info("Volume %(vol)s: cloning image %(img)s "
                  "(%(fmt)s) from image-volume cache entry %(src)s.",
                  {"vol": volume.id, "img": image_meta.get("id"),
                   "fmt": image_meta.get("disk_format"), "src": source.id})
-        try:
-            return self.driver.create_cloned_volume(volume, source), True
-        except exception.SnapshotLimitReached:
-            LOG.info("Volume %(vol)s: vtree of cache entry %(src)s is full.",
-                     {"vol": volume.id, "src": source.id})
-        except exception.QuotaError:
-            # Cinder's own path would clone again, then download the image
-            # only to be refused the same quota.
-            raise
-        except exception.CinderException:
-            # As Cinder's own cache path does, leave the volume to Cinder,
-            # which tries the entry once more and else downloads the image.
-            LOG.warning("Volume %(vol)s: could not clone cache entry "
-                        "%(src)s; Cinder takes over.",
-                        {"vol": volume.id, "src": source.id}, exc_info=True)
+        for attempt in (1, 2):
+            try:
+                return self.driver.create_cloned_volume(volume, source), True
+            except exception.SnapshotLimitReached:
+                LOG.info("Volume %(vol)s: vtree of cache entry %(src)s is "
+                         "full.", {"vol": volume.id, "src": source.id})
+                break
+            except exception.QuotaError:
+                # Cinder's own path would clone again, then download the
+                # image only to be refused the same quota.
+                raise
+            except exception.CinderException:
+                if lost_answer.is_gone(self.driver._get_client(),
+                                       source.provider_id):
+                    LOG.warning("Volume %(vol)s: the array volume %(pid)s "
+                                "of cache entry %(src)s is gone (removed "
+                                "outside Cinder); removing the entry, the "
+                                "image is downloaded again.",
+                                {"vol": volume.id, "src": source.id,
+                                 "pid": source.provider_id})
+                    self._remove_entry(internal, entry, "Removing "
+                                       "image-volume cache entry whose "
+                                       "array volume is gone")
+                    return None
+                if attempt == 1:
+                    # Cinder's own path would try again too; here a full
+                    # vtree met then is replaced, where Cinder's path
+                    # fails the create.
+                    LOG.warning("Volume %(vol)s: could not clone cache "
+                                "entry %(src)s; trying once more.",
+                                {"vol": volume.id, "src": source.id},
+                                exc_info=True)
+                    continue
+                # As Cinder's own cache path does, leave the volume to
+                # Cinder, which tries the entry once more and else
+                # downloads the image.
+                LOG.warning("Volume %(vol)s: could not clone cache entry "
+                            "%(src)s again; Cinder takes over.",
+                            {"vol": volume.id, "src": source.id},
+                            exc_info=True)
+                return NOT_CLONED
+        if not rotations_left:
+            # Other creates filled every new entry before this one could
+            # clone it; rather than rotate on, leave the volume to Cinder.
+            LOG.warning("Volume %(vol)s: the vtree of cache entry %(src)s "
+                        "is full again after %(n)d replacements; Cinder "
+                        "takes over.", {"vol": volume.id, "src": source.id,
+                                        "n": MAX_ROTATIONS_PER_CREATE})
             return NOT_CLONED
-        replacement = self._replace_full_entry(internal, volume, entry,
-                                               image_meta)
-        if replacement is None:
+        if self._replace_full_entry(internal, volume, entry,
+                                    image_meta) is None:
             return None
-        return self._clone_new_entry(volume, replacement)
-
-    def _clone_new_entry(self, volume: Any, entry_volume: Any
-                         ) -> tuple[Optional[dict], bool]:
-        try:
-            return self.driver.create_cloned_volume(volume, entry_volume), True
-        except exception.QuotaError:
-            raise
-        except exception.CinderException:
-            LOG.warning("Volume %(vol)s: could not clone new cache entry "
-                        "%(src)s; Cinder takes over.",
-                        {"vol": volume.id, "src": entry_volume.id},
-                        exc_info=True)
-            return NOT_CLONED
+        # The replacement, or a newer entry if other creates filled the
+        # replacement's vtree meanwhile and replaced it in turn.
+        found = self._fresh_entry(internal, volume, image_meta)
+        if found is None:
+            return None
+        return self._clone_entry(internal, volume, found, image_meta,
+                                 rotations_left - 1)
 
     def _replace_full_entry(self, internal: Any, volume: Any, entry: Any,
                             image_meta: dict) -> Optional[Any]:
@@ -422,8 +460,8 @@ class ImageCloner:
                                       image_location, image_meta,
                                       image_service)
                 self._make_available(internal, entry_volume, image_bytes)
-                cache.create_cache_entry(internal, entry_volume, image_id,
-                                         image_meta)
+                entry = cache.create_cache_entry(internal, entry_volume,
+                                                 image_id, image_meta)
             except IMAGE_CHECK_ERRORS:
                 with excutils.save_and_reraise_exception():
                     self._discard_if_created(internal, entry_volume)
@@ -439,7 +477,9 @@ class ImageCloner:
                  "%(size)s GiB (virtual size %(virt)s GiB).",
                  {"img": image_id, "entry": entry_volume.id,
                   "size": entry_gib, "virt": virtual_gib})
-        return self._clone_new_entry(volume, entry_volume)
+        result = self._clone_entry(internal, volume, (entry, entry_volume),
+                                   image_meta)
+        return NOT_CLONED if result is None else result
 
     def _fill_from_image(self, context: Any, internal: Any,
                          entry_volume: Any,

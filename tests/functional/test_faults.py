@@ -50,6 +50,7 @@ from cinder import objects
 from oslo_utils import units
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver.simulator import errors
 from tests.functional import base
 from tests.functional import cloud
@@ -81,6 +82,8 @@ OLD_RELEASE_ROWS = {
     "removeMappedSdc rc 84 detaching the entry": _OS_BRICK_MAPS,
     "removeMappedSdc rc 84 on detach and during clean-up": _OS_BRICK_MAPS,
     "removeMappedSdc rc 84 after the copy": _OS_BRICK_MAPS,
+    "removeMappedSdc rc 84 after the copy: unmapped meanwhile":
+        _OS_BRICK_MAPS,
     # There os-brick maps in connect_volume, and the driver's
     # terminate_connection (called after a failed attach) does not unmap.
     "addMappedSdc answer dropped after mapping the source": _OS_BRICK_MAPS,
@@ -168,6 +171,27 @@ def revoke_tokens() -> Arm:
     return arm
 
 
+def unmapped_meanwhile(times: int) -> Arm:
+    """The next ``times`` unmaps find the volume unmapped already.
+
+    Something else (a concurrent clean-up, an unmap whose answer was lost)
+    unmaps the volume between the driver's check that it is mapped and
+    its ``removeMappedSdc``, which the array then refuses with rc 84.
+    """
+    def arm(test: "FaultMatrix", ctx: dict) -> None:
+        client = test.driver._get_client()
+        unmap = client.unmap_volume
+        left = [times]
+
+        def unmap_volume(volume_id: str, *args: Any, **kwargs: Any) -> Any:
+            if left[0]:
+                left[0] -= 1
+                test.sim.array.unmap_volume(volume_id)
+            return unmap(volume_id, *args, **kwargs)
+        test.mock_object(client, "unmap_volume", side_effect=unmap_volume)
+    return arm
+
+
 def remove_behind_cinder(key: str) -> Arm:
     """Remove the array volume of ``ctx[key]`` outside Cinder."""
     def arm(test: "FaultMatrix", ctx: dict) -> None:
@@ -203,6 +227,14 @@ ROWS = [
         ("createVolume",)),
     Row("createVolume dropped before the array acts", "create",
         drop("createVolume", after=False), ERROR, ("createVolume",)),
+    # The array made the volume but its answer was lost: the driver finds
+    # it by the name it gave it and uses it.
+    Row("createVolume answer dropped after the array acts", "create",
+        drop("createVolume", after=True), AVAILABLE, ("createVolume",)),
+    # The array makes the volume only after the client gave up: the create
+    # fails, and deleting the volume in error removes the late array volume.
+    Row("createVolume times out, the array acts later", "create",
+        slow("createVolume"), ERROR),
     # A clone in the source's pool: one snapshot.
     Row("snapshotVolumes rc 191 (capacity too low)", "clone",
         fail("snapshotVolumes", 0, details_rc=SNAP_RC), ERROR,
@@ -212,6 +244,10 @@ ROWS = [
         ("snapshotVolumes",)),
     Row("snapshotVolumes dropped before the array acts", "clone",
         drop("snapshotVolumes", after=False), ERROR, ("snapshotVolumes",)),
+    Row("snapshotVolumes answer dropped after the array acts", "clone",
+        drop("snapshotVolumes", after=True), AVAILABLE, ("snapshotVolumes",)),
+    Row("snapshotVolumes times out, the array acts later", "clone",
+        slow("snapshotVolumes"), ERROR),
     # A clone that needs an extend: 16 GiB source, 20 requested.
     Row("setVolumeSize rc 190 on every retry", "clone_extend",
         fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE, times=3), ERROR,
@@ -233,16 +269,28 @@ ROWS = [
         both(fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE, times=3),
              fail("removeVolume", errors.VOL_REMOVE_IN_PROGRESS)), ERROR,
         ("setVolumeSize", "removeVolume")),
+    # The half-made clone cannot be removed: the volume in error keeps its
+    # array volume, which deleting the volume removes.
+    Row("setVolumeSize fails, removeVolume of the clone fails on every retry",
+        "clone_extend",
+        both(fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE, times=3),
+             fail("removeVolume", errors.VOL_REMOVE_IN_PROGRESS, times=3)),
+        ERROR, ("setVolumeSize", "removeVolume")),
     # A snapshot.
     Row("snapshotVolumes rc 191 (capacity too low)", "snapshot",
         fail("snapshotVolumes", 0, details_rc=SNAP_RC), ERROR,
         ("snapshotVolumes",)),
+    Row("snapshotVolumes answer dropped after the array acts", "snapshot",
+        drop("snapshotVolumes", after=True), AVAILABLE, ("snapshotVolumes",)),
     # A volume from a snapshot.
     Row("snapshotVolumes rc 181 (too many volumes)", "from_snapshot",
         fail("snapshotVolumes", 0, details_rc=errors.TOO_MANY_VOLS_IN_VTREE),
         ERROR, ("snapshotVolumes",)),
     Row("snapshotVolumes dropped before the array acts", "from_snapshot",
         drop("snapshotVolumes", after=False), ERROR, ("snapshotVolumes",)),
+    Row("snapshotVolumes answer dropped after the array acts",
+        "from_snapshot", drop("snapshotVolumes", after=True), AVAILABLE,
+        ("snapshotVolumes",)),
     # extend_volume 16 -> 20 (24 on the array).
     Row("setVolumeSize rc 190 on every retry", "extend",
         fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE, times=3), ERROR,
@@ -311,6 +359,12 @@ ROWS = [
     Row("snapshotVolumes rc 191 once", "image_hit",
         fail("snapshotVolumes", 0, details_rc=SNAP_RC), AVAILABLE,
         ("snapshotVolumes",)),
+    Row("snapshotVolumes answer dropped after the array acts", "image_hit",
+        drop("snapshotVolumes", after=True), AVAILABLE, ("snapshotVolumes",)),
+    # The entry's array volume went behind Cinder's back: the entry is
+    # evicted and the image downloaded into a new one.
+    Row("cache entry removed out of band (rc 79)", "image_hit",
+        remove_behind_cinder("entry"), AVAILABLE, ("snapshotVolumes",)),
     # The entry's vtree is full: it is copied into a new cache volume.
     Row("createVolume of the new cache volume fails", "rotation",
         fail("createVolume", errors.VOL_SIZE_TOO_LARGE), AVAILABLE,
@@ -326,6 +380,10 @@ ROWS = [
     Row("removeVolume of the replaced entry fails", "rotation",
         fail("removeVolume", errors.VOL_REMOVE_IN_PROGRESS, times=3),
         AVAILABLE, ("removeVolume",)),
+    # A transient error on the full entry: Cinder's own path would clone it
+    # again, meet the full vtree and download the image.
+    Row("snapshotVolumes 500 once on the full entry", "rotation",
+        fail("snapshotVolumes", 500), AVAILABLE, ("snapshotVolumes",)),
     # A clone into another pool: a copy through this host.
     Row("addMappedSdc rc 80", "cross_pool",
         fail("addMappedSdc", errors.INI_NOT_FOUND), ERROR,
@@ -337,6 +395,17 @@ ROWS = [
     Row("createVolume rc 99 (name in use)", "cross_pool",
         fail("createVolume", errors.VOL_NAME_IN_USE), ERROR,
         ("createVolume",)),
+    Row("createVolume answer dropped after the array acts", "cross_pool",
+        drop("createVolume", after=True), AVAILABLE, ("createVolume",)),
+    # The volumes are unmapped already (rc 84): the copy is done.
+    Row("removeMappedSdc rc 84 after the copy: unmapped meanwhile",
+        "cross_pool", unmapped_meanwhile(times=2), AVAILABLE,
+        ("removeMappedSdc",)),
+    Row("addMappedSdc rc 80, removeVolume of the copy fails on every retry",
+        "cross_pool",
+        both(fail("addMappedSdc", errors.INI_NOT_FOUND),
+             fail("removeVolume", errors.VOL_REMOVE_IN_PROGRESS, times=3)),
+        ERROR, ("addMappedSdc", "removeVolume")),
 ]
 
 
@@ -483,7 +552,11 @@ class FaultMatrix(base.OurDriverTestCase):
         must then succeed (checked at the end). But:
 
         * every array volume belongs to a volume or snapshot row (no leak,
-          also not a row that Cinder deleted);
+          also not a row that Cinder deleted): the row's ``provider_id``
+          names it or, for a row in error without one (a create whose
+          answer the client gave up waiting for, made by the array late),
+          the array volume has the row's array name, by which deleting the
+          row removes it;
         * no array volume belongs to two rows (deleting one would pull it
           from under the other);
         * every other row has its array volume.
@@ -495,8 +568,11 @@ class FaultMatrix(base.OurDriverTestCase):
                                      if r.provider_id)
         self.assertEqual({}, {pid: n for pid, n in owners.items() if n > 1},
                          "array volumes of more than one row")
+        late = {lost_answer.array_name(r.id) for r in rows
+                if not r.provider_id and r.status == "error"}
         leaked = {pid: self.sim.array.volumes[pid].name
-                  for pid in array - set(owners)}
+                  for pid in array - set(owners)
+                  if self.sim.array.volumes[pid].name not in late}
         self.assertEqual({}, leaked, "array volumes no row knows of")
         missing = {r.id: (r.status, r.provider_id) for r in rows
                    if r.provider_id not in array and

@@ -21,6 +21,7 @@ import itertools
 import json
 import re
 from typing import Any, Optional
+import urllib.parse
 
 from oslo_utils import units
 import requests_mock
@@ -50,6 +51,9 @@ class FakeGateway:
         self.gen_type = gen_type
         self.gran = 1 if gen_type == "EC" else 8
         self.sizes_kb: dict[str, int] = {}
+        self.names: dict[str, str] = {}
+        """Array name -> volume id, for ``getByName`` (set by tests)."""
+        self.ancestors: dict[str, str] = {}
         self.pairs: list[dict[str, str]] = []
         self.calls: list[Call] = []
         self.failures: dict[str, list[tuple[int, dict]]] = {}
@@ -109,6 +113,8 @@ class FakeGateway:
         ("GET", r"/api/types/Pool/instances/getByName::", "getPoolByName"),
         ("GET", r"/api/instances/StoragePool::", "getStoragePool"),
         ("GET", r"/api/instances/Volume::(\w+)$", "getVolume"),
+        ("GET", r"/api/types/Volume/instances/getByName::([^/]+)$",
+         "getVolumeByName"),
         ("POST", r"/api/instances/Volume::(\w+)/action/setVolumeSize",
          "setVolumeSize"),
         ("POST", r"/api/instances/Volume::(\w+)/action/removeVolume",
@@ -173,7 +179,16 @@ class FakeGateway:
             context.status_code = 500
             return {"message": "Could not find the volume", "errorCode": 79}
         return {"id": vol_id, "sizeInKb": self.sizes_kb[vol_id],
-                "vtreeId": "vtree" + vol_id[5:], "mappedSdcInfo": None}
+                "vtreeId": "vtree" + vol_id[5:], "mappedSdcInfo": None,
+                "storagePoolId": POOL_ID,
+                "ancestorVolumeId": self.ancestors.get(vol_id)}
+
+    def _op_getVolumeByName(self, context, name, body):
+        vol_id = self.names.get(urllib.parse.unquote(name))
+        if vol_id not in self.sizes_kb:
+            context.status_code = 500
+            return {"message": "Could not find the volume", "errorCode": 79}
+        return vol_id
 
     def _op_setVolumeSize(self, context, vol_id, body):
         new_kb = int(body["sizeInGB"]) * GIB_KB
@@ -198,6 +213,7 @@ class FakeGateway:
     def _clone(self, body):
         source = body["snapshotDefs"][0]["volumeId"]
         new_id = self.add_volume(self.size_gib(source))
+        self.ancestors[new_id] = source
         return {"volumeIdList": [new_id], "snapshotGroupId": "g" * 16}
 
     _op_snapshotVolumes = _op_createThinClone = _op_createSnapshot = (

@@ -201,7 +201,9 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         with mock.patch("cinder.volume.api.API.delete") as delete:
             self.assertEqual(MISS, self.clone(
                 driver, self.new_volume(60), image_meta))
-        self.assertEqual(["snapshotVolumes"], self.array_requests())
+        # The failed snapshot is looked up by name: the array made none.
+        self.assertEqual(["snapshotVolumes", "getVolumeByName"],
+                         self.array_requests())
         self.assertEqual([], db_api.image_volume_cache_get_all(self.ctx))
         self.assertEqual([entry_volume.id],
                          [c.args[1].id for c in delete.call_args_list])
@@ -331,8 +333,11 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
                      if e["volume_id"] == replaced_by.id][0]
         self.gateway.fail("snapshotVolumes", *VTREE_FULL)
         cloner = image_clone.ImageCloner(driver)
+        # The entry met full, the one the lock holder made, and the one
+        # this create looks up after the replacement.
+        entries = [full_entry, new_entry, new_entry]
         with mock.patch.object(cloner, "_cache_entry",
-                               side_effect=[full_entry, new_entry]), \
+                               side_effect=entries), \
                 mock.patch.object(cloner,
                                   "_copy_to_new_cache_volume") as copy:
             model_update, cloned = cloner.clone_image(
@@ -367,10 +372,26 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         image_meta = self.image()
         self.cache_entry(image_meta)
         self.gateway.fail("snapshotVolumes", 500, {
-            "message": "Error", "httpStatusCode": 500, "errorCode": 0})
+            "message": "Error", "httpStatusCode": 500, "errorCode": 0},
+            times=2)
         self.assertEqual((None, False), self.clone(
             driver, self.new_volume(60), image_meta))
+        self.assertEqual(2, self.gateway.ops().count("snapshotVolumes"))
         self.assertEqual(1, len(db_api.image_volume_cache_get_all(self.ctx)))
+
+    def test_cache_clone_error_tried_once_more(self):
+        # One failed clone of the entry is tried again here, as Cinder's
+        # path would, so that a full vtree met then is replaced.
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", 500, {
+            "message": "Error", "httpStatusCode": 500, "errorCode": 0})
+        model_update, cloned = self.clone(driver, self.new_volume(60),
+                                          image_meta)
+        self.assertTrue(cloned)
+        self.assertIn("provider_id", model_update)
+        self.assertEqual(2, self.gateway.ops().count("snapshotVolumes"))
 
     def test_stock_does_not_clone_from_cache(self):
         driver = self.driver(base.STOCK)
@@ -439,7 +460,8 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         self.assertEqual(MISS, self.clone(
             driver, self.new_volume(12), self.image("raw"),
             self.location(image_volume)))
-        self.assertEqual(["snapshotVolumes"], self.gateway.ops())
+        self.assertEqual(["snapshotVolumes", "getVolumeByName"],
+                         self.gateway.ops())
 
     def test_direct_clone_any_error_falls_back(self):
         # A copy across pools can fail in the device (EIO) or in os-brick;

@@ -12,11 +12,13 @@
 """Failure handling, configuration errors, model updates and logs."""
 
 import logging
+from unittest import mock
 
 from cinder import exception
 from cinder.volume import manager
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver import options
 from tests.unit import base
 from tests.unit import test_size_policy
@@ -130,6 +132,95 @@ class CloneFailures(base.DriverTestCase):
                                   driver.extend_volume, volume, 12)
         self.assertIn(ROUNDING, str(error))
         self.assertEqual([], self.gateway.ops())
+
+    def test_ours_keeps_clone_it_cannot_remove(self):
+        # The volume ends in error holding the half-made clone, which
+        # deleting it removes.
+        driver = self.make_driver(base.OURS)
+        source = self.volume(8, 8)
+        self.gateway.fail("setVolumeSize", *SHRINK_REFUSED, times=3)
+        self.gateway.fail("removeVolume", *SHRINK_REFUSED, times=3)
+        volume = self.new_volume(9)
+        before = set(self.gateway.sizes_kb)
+        with mock.patch.object(volume, "save") as save:
+            self.assertRaises(exception.VolumeBackendAPIException,
+                              driver.create_cloned_volume, volume, source)
+        save.assert_called_once_with()
+        left_behind = set(self.gateway.sizes_kb) - before
+        self.assertEqual({volume.provider_id}, left_behind)
+        driver.delete_volume(volume)
+        self.assertNotIn(volume.provider_id, self.gateway.sizes_kb)
+
+
+LOST = (500, {"errorCode": 500, "message": "The request to URL "
+              "/types/Volume/instances failed with timeout exception"})
+"""What Cinder's client makes of a read timeout."""
+
+
+class LostAnswer(base.DriverTestCase):
+    """A create the array made though its answer was lost."""
+
+    def made_anyway(self, object_id, physical, ancestor=None):
+        """The array volume a create for ``object_id`` made."""
+        pid = self.gateway.add_volume(physical)
+        self.gateway.names[lost_answer.array_name(object_id)] = pid
+        if ancestor is not None:
+            self.gateway.ancestors[pid] = ancestor
+        return pid
+
+    def test_create_uses_volume_the_array_made(self):
+        driver = self.make_driver(base.OURS)
+        volume = self.new_volume(14)
+        pid = self.made_anyway(volume.id, 16)
+        self.gateway.fail("createVolume", *LOST)
+        model_update = driver.create_volume(volume)
+        self.assertEqual(pid, model_update["provider_id"])
+        self.assertEqual(16, model_update["size"])
+
+    def test_create_removes_volume_not_as_asked(self):
+        # Too small for the request: not made by this create.
+        driver = self.make_driver(base.OURS)
+        volume = self.new_volume(14)
+        pid = self.made_anyway(volume.id, 8)
+        self.gateway.fail("createVolume", *LOST)
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.create_volume, volume)
+        self.assertNotIn(pid, self.gateway.sizes_kb)
+
+    def test_create_fails_when_nothing_was_made(self):
+        driver = self.make_driver(base.OURS)
+        self.gateway.fail("createVolume", *LOST)
+        before = set(self.gateway.sizes_kb)
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.create_volume, self.new_volume(14))
+        self.assertEqual(before, set(self.gateway.sizes_kb))
+        self.assertEqual("getVolumeByName", self.gateway.ops()[-1])
+
+    def test_clone_uses_snapshot_the_array_made(self):
+        driver = self.make_driver(base.OURS)
+        source = self.volume(8, 8)
+        volume = self.new_volume(8)
+        pid = self.made_anyway(volume.id, 8, ancestor=source.provider_id)
+        self.gateway.fail("snapshotVolumes", *LOST)
+        model_update = driver.create_cloned_volume(volume, source)
+        self.assertEqual(pid, model_update["provider_id"])
+
+    def test_clone_removes_snapshot_of_another_source(self):
+        driver = self.make_driver(base.OURS)
+        source = self.volume(8, 8)
+        volume = self.new_volume(8)
+        pid = self.made_anyway(volume.id, 8, ancestor="0" * 16)
+        self.gateway.fail("snapshotVolumes", *LOST)
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.create_cloned_volume, volume, source)
+        self.assertNotIn(pid, self.gateway.sizes_kb)
+
+    def test_delete_without_provider_id_removes_late_volume(self):
+        driver = self.make_driver(base.OURS)
+        volume = self.new_volume(8)
+        pid = self.made_anyway(volume.id, 8)
+        driver.delete_volume(volume)
+        self.assertNotIn(pid, self.gateway.sizes_kb)
 
 
 class ExtendRefusedByTheArray(base.DriverTestCase):
