@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="tests to run (default: volume)")
     tempest.add_argument("--concurrency", type=int, default=2)
     commands.add_parser(
+        "seed", help="the seed scenario with the openstack client: sizes "
+                     "and quota usage at each step")
+    commands.add_parser(
         "active-active", help="50 concurrent creates from one new image "
                               "over both cinder-volume services")
     return parser
@@ -62,6 +65,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from tools.cloudlib import tempest
             return tempest.main(description, regex=args.regex,
                                 concurrency=args.concurrency)
+        if args.command == "seed":
+            from tools.cloudlib import seed
+            return seed.main(description)
         from tools.cloudlib import active_active
         return active_active.main(description)
     except FileNotFoundError as exc:

@@ -64,6 +64,9 @@ def keystone(lay: layout.Layout, database: str) -> Sections:
         "DEFAULT": {"log_file": lay.path("log", "keystone-app.log")},
         "database": {"connection": database},
         "token": {"provider": "fernet"},
+        # Tempest makes hundreds of users; bcrypt's default 12 rounds cost
+        # half a second per password here (a test cloud, not a secret).
+        "identity": {"password_hash_rounds": 4},
         "fernet_tokens": {"key_repository": lay.path("keystone", "fernet")},
         "fernet_receipts": {
             "key_repository": lay.path("keystone", "fernet-receipts")},
