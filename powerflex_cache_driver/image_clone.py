@@ -69,6 +69,13 @@ QUOTAS = quota.QUOTAS
 
 NOT_CLONED: tuple[None, bool] = (None, False)
 
+DOWNLOAD = object()
+"""What :meth:`ImageCloner._clone_entry` returns when an entry cannot be
+cloned and the image is to be copied into the volume instead. The copy is
+made here, not left to Cinder: Cinder's path would create the volume
+through the driver, then set its size back to the requested one, below
+what the array holds."""
+
 IMAGE_BYTES_KEY = "powerflex_cache_image_bytes"
 """Admin metadata of a cache volume made here: the image's virtual size in
 bytes. Past it the volume holds only zeros, so a rotation copies no more."""
@@ -82,9 +89,9 @@ IMAGE_CHECK_ERRORS = (
 """Refusals of Cinder's image checks: the create fails, as in Cinder."""
 
 MAX_ROTATIONS_PER_CREATE = 3
-"""How many full entries one create replaces before it leaves the volume
-to Cinder (which downloads the image): with many creates at once, a new
-entry's vtree can fill before a create that waited for it clones it."""
+"""How many full entries one create replaces before it copies the image
+into the volume instead: with many creates at once, a new entry's vtree can
+fill before a create that waited for it clones it."""
 
 
 def cinder_volume_ids(image_location: Any) -> list[str]:
@@ -281,28 +288,35 @@ class ImageCloner:
                      "image-volume cache is not used.", volume.id)
             return NOT_CLONED
         found = self._fresh_entry(internal, volume, image_meta)
+        result = None
         if found is not None:
             result = self._clone_entry(internal, volume, found, image_meta)
-            if result is not None:
-                return result
-        # The lock Cinder's own cache-miss path takes: one entry per image.
-        with coordination.COORDINATOR.get_lock(image_meta["id"]):
-            found = self._fresh_entry(internal, volume, image_meta)
-            if found is not None:
-                # Made by another create while this one waited.
-                result = self._clone_entry(internal, volume, found,
-                                           image_meta)
-                if result is not None:
-                    return result
-            return self._download_and_clone(
-                context, internal, volume, image_location, image_meta,
-                image_service)
+        if result is None:
+            # The lock Cinder's own cache-miss path takes: one entry per
+            # image.
+            with coordination.COORDINATOR.get_lock(image_meta["id"]):
+                found = self._fresh_entry(internal, volume, image_meta)
+                if found is not None:
+                    # Made by another create while this one waited.
+                    result = self._clone_entry(internal, volume, found,
+                                               image_meta)
+                if result is None:
+                    result = self._download_and_clone(
+                        context, internal, volume, image_location,
+                        image_meta, image_service)
+        if result is DOWNLOAD:
+            return self._download_into(context, volume, image_location,
+                                       image_meta, image_service), True
+        return result
 
     def _clone_entry(self, internal: Any, volume: Any,
                      found: tuple[Any, Any], image_meta: dict,
                      rotations_left: int = MAX_ROTATIONS_PER_CREATE
-                     ) -> Optional[tuple[Optional[dict], bool]]:
+                     ) -> Any:
         """Clone a cache entry; None if the entry had to be removed.
+
+        Returns the ``clone_image`` result, None, or :data:`DOWNLOAD` when
+        the entry cannot be cloned and the image is to be copied instead.
 
         An entry whose vtree is full is replaced and the replacement
         cloned; under many concurrent creates the replacement's vtree may
@@ -347,22 +361,22 @@ class ImageCloner:
                                 {"vol": volume.id, "src": source.id},
                                 exc_info=True)
                     continue
-                # As Cinder's own cache path does, leave the volume to
-                # Cinder, which tries the entry once more and else
-                # downloads the image.
+                # As Cinder's own cache path does in the end: the image
+                # is copied into the volume; the entry stays.
                 LOG.warning("Volume %(vol)s: could not clone cache entry "
-                            "%(src)s again; Cinder takes over.",
-                            {"vol": volume.id, "src": source.id},
+                            "%(src)s again; copying the image into the "
+                            "volume.", {"vol": volume.id, "src": source.id},
                             exc_info=True)
-                return NOT_CLONED
+                return DOWNLOAD
         if not rotations_left:
             # Other creates filled every new entry before this one could
-            # clone it; rather than rotate on, leave the volume to Cinder.
+            # clone it; rather than rotate on, copy the image.
             LOG.warning("Volume %(vol)s: the vtree of cache entry %(src)s "
-                        "is full again after %(n)d replacements; Cinder "
-                        "takes over.", {"vol": volume.id, "src": source.id,
-                                        "n": MAX_ROTATIONS_PER_CREATE})
-            return NOT_CLONED
+                        "is full again after %(n)d replacements; copying "
+                        "the image into the volume.",
+                        {"vol": volume.id, "src": source.id,
+                         "n": MAX_ROTATIONS_PER_CREATE})
+            return DOWNLOAD
         if self._replace_full_entry(internal, volume, entry,
                                     image_meta) is None:
             return None
@@ -413,8 +427,7 @@ class ImageCloner:
 
     def _download_and_clone(self, context: Any, internal: Any, volume: Any,
                             image_location: Any, image_meta: dict,
-                            image_service: Any
-                            ) -> tuple[Optional[dict], bool]:
+                            image_service: Any) -> Any:
         """Download an image into a new cache entry and clone it.
 
         The entry is made at the image's virtual size (rounded up to the
@@ -479,7 +492,7 @@ class ImageCloner:
                   "size": entry_gib, "virt": virtual_gib})
         result = self._clone_entry(internal, volume, (entry, entry_volume),
                                    image_meta)
-        return NOT_CLONED if result is None else result
+        return DOWNLOAD if result is None else result
 
     def _fill_from_image(self, context: Any, internal: Any,
                          entry_volume: Any,

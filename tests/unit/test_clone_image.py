@@ -365,17 +365,23 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
                               if op != "getVolume"])
         self.miss.assert_not_called()
 
-    def test_cache_clone_error_left_to_cinder(self):
+    def test_cache_clone_error_downloads_into_volume(self):
         # As Cinder's own cache path: a failed clone is not a failed
-        # create; the entry stays for Cinder's path to try again.
+        # create, and the entry stays; the image is copied into the volume
+        # here, so that the size the array holds is what Cinder records
+        # (Cinder's path would set the requested size back).
         driver = self.driver()
         image_meta = self.image()
         self.cache_entry(image_meta)
         self.gateway.fail("snapshotVolumes", 500, {
             "message": "Error", "httpStatusCode": 500, "errorCode": 0},
             times=2)
-        self.assertEqual((None, False), self.clone(
+        download = self.mock_object(image_clone.ImageCloner,
+                                    "_download_into",
+                                    return_value={"size": 64})
+        self.assertEqual(({"size": 64}, True), self.clone(
             driver, self.new_volume(60), image_meta))
+        download.assert_called_once()
         self.assertEqual(2, self.gateway.ops().count("snapshotVolumes"))
         self.assertEqual(1, len(db_api.image_volume_cache_get_all(self.ctx)))
 

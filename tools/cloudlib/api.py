@@ -43,6 +43,7 @@ class Session:
     def __init__(self, credentials: dict[str, str]) -> None:
         self._credentials = credentials
         self._token: Optional[str] = None
+        self._catalog: list[dict[str, Any]] = []
         self._expires = 0.0
         self._lock = threading.Lock()
 
@@ -53,6 +54,11 @@ class Session:
                 self._token = self._login()
                 self._expires = time.monotonic() + 1800
             return self._token
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The service catalog of the token."""
+        self.token()
+        return self._catalog
 
     def _login(self) -> str:
         creds = self._credentials
@@ -68,6 +74,8 @@ class Session:
             data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as answer:
+            self._catalog = json.loads(answer.read())["token"].get(
+                "catalog", [])
             return answer.headers["X-Subject-Token"]
 
     def call(self, method: str, service: str, path: str,

@@ -40,10 +40,10 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Iterable, Optional, Sequence, TextIO
-import urllib.error
+from typing import Iterable, Optional, Sequence, TextIO
 import urllib.parse
-import urllib.request
+
+from tools.cloudlib import api
 
 SOURCE_TREE = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -190,46 +190,7 @@ def exclude_regex(exclusions: Iterable[Exclusion] = EXCLUSIONS) -> str:
     return "|".join("(?:%s)" % exclusion.regex for exclusion in exclusions)
 
 
-# -- Keystone and Glance, with the standard library ---------------------------
-
-
-def _request(method: str, url: str, token: Optional[str] = None,
-             body: Optional[Any] = None, data: Optional[bytes] = None,
-             timeout: float = 60.0) -> tuple[int, dict, bytes]:
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["X-Auth-Token"] = token
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    elif data is not None:
-        headers["Content-Type"] = "application/octet-stream"
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as err:
-        raise RuntimeError("%s %s: HTTP %s: %s"
-                           % (method, url, err.code,
-                              err.read()[:500].decode(errors="replace"))
-                           ) from err
-
-
-def keystone_token(cloud: dict, who: str = "admin") -> tuple[str, list]:
-    """A project-scoped token of ``cloud[who]`` and the service catalog."""
-    cred = cloud[who]
-    body = {"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": cred["username"], "password": cred["password"],
-            "domain": {"name": cred["user_domain_name"]}}}},
-        "scope": {"project": {
-            "name": cred["project_name"],
-            "domain": {"name": cred["project_domain_name"]}}}}}
-    url = cloud["keystone_url"].rstrip("/") + "/auth/tokens"
-    _, headers, raw = _request("POST", url, body=body)
-    token = headers.get("X-Subject-Token") or headers.get("x-subject-token")
-    return token, json.loads(raw)["token"].get("catalog", [])
+# -- Keystone and Glance -----------------------------------------------------
 
 
 def catalog_type(catalog: list, region: str,
@@ -248,13 +209,6 @@ def catalog_type(catalog: list, region: str,
                        % ("/".join(candidates), region))
 
 
-def _glance_v2(cloud: dict) -> str:
-    url = cloud["glance_url"].rstrip("/")
-    if url.endswith("/v2"):
-        url = url[:-3]
-    return url + "/v2"
-
-
 def image_data(size: int = IMAGE_BYTES) -> bytes:
     """Raw disk data with a deterministic pattern in its first half."""
     out = bytearray()
@@ -265,7 +219,7 @@ def image_data(size: int = IMAGE_BYTES) -> bytes:
     return bytes(out[:size // 2]) + bytes(size - size // 2)
 
 
-def ensure_image(cloud: dict, token: str) -> str:
+def ensure_image(admin: api.Session) -> str:
     """Upload the small public raw image once; return its id.
 
     Named after its content's hash, so an image with other content is
@@ -274,24 +228,21 @@ def ensure_image(cloud: dict, token: str) -> str:
     """
     data = image_data()
     name = "%s-%s" % (IMAGE_NAME, hashlib.sha256(data).hexdigest()[:8])
-    base = _glance_v2(cloud)
-    _, _, raw = _request("GET", base + "/images?" + urllib.parse.urlencode(
-        {"name": name}), token=token)
-    for image in json.loads(raw).get("images", []):
+    found = admin.get("glance", "/v2/images?" + urllib.parse.urlencode(
+        {"name": name}))
+    for image in found.get("images", []):
         if image.get("status") == "active":
             return image["id"]
-        _request("DELETE", "%s/images/%s" % (base, image["id"]), token=token)
-    _, _, raw = _request("POST", base + "/images", token=token, body={
+        admin.call("DELETE", "glance", "/v2/images/%s" % image["id"])
+    image_id = admin.call("POST", "glance", "/v2/images", body={
         "name": name, "disk_format": "raw", "container_format": "bare",
-        "visibility": "public"})
-    image_id = json.loads(raw)["id"]
-    _request("PUT", "%s/images/%s/file" % (base, image_id), token=token,
-             data=data)
+        "visibility": "public"})["id"]
+    admin.call("PUT", "glance", "/v2/images/%s/file" % image_id, raw=data,
+               headers={"Content-Type": "application/octet-stream"})
     deadline = time.monotonic() + 60
     while True:
-        _, _, raw = _request("GET", "%s/images/%s" % (base, image_id),
-                             token=token)
-        status = json.loads(raw).get("status")
+        status = admin.get("glance", "/v2/images/%s" % image_id).get(
+            "status")
         if status == "active":
             return image_id
         if status in ("killed", "deleted") or time.monotonic() > deadline:
@@ -452,12 +403,12 @@ def write_config(cloud: dict, workspace: Optional[str] = None,
     """
     workspace = workspace or workspace_of(cloud)
     init_workspace(cloud, workspace)
-    token, catalog = keystone_token(cloud, "admin")
+    admin = api.Session(cloud["admin"])
     if image_ref is None:
-        image_ref = ensure_image(cloud, token)
+        image_ref = ensure_image(admin)
     conf = render_config(cloud, workspace, image_ref,
-                         catalog_type(catalog, cloud.get("region",
-                                                         "RegionOne")))
+                         catalog_type(admin.catalog(),
+                                      cloud.get("region", "RegionOne")))
     path = os.path.join(workspace, "etc", "tempest.conf")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     os.makedirs(os.path.join(workspace, "logs"), exist_ok=True)

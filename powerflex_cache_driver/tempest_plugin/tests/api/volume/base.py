@@ -393,3 +393,15 @@ class ImageFiles:
     def remove(self) -> None:
         """Remove the files."""
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class ImageCacheBaseTest(PowerFlexCacheBaseTest):
+    """Base of the tests of the image-volume cache."""
+
+    @classmethod
+    def skip_checks(cls) -> None:
+        """Skip when ``[powerflex_cache] check_image_cache`` is False."""
+        super().skip_checks()
+        if not CONF.powerflex_cache.check_image_cache:
+            raise cls.skipException(
+                "[powerflex_cache] check_image_cache is False")

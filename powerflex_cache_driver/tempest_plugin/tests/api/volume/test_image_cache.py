@@ -32,16 +32,13 @@ from powerflex_cache_driver.tempest_plugin.tests.api.volume import base
 CONF = config.CONF
 
 
-class ImageCacheTest(base.PowerFlexCacheBaseTest):
+class ImageCacheTest(base.ImageCacheBaseTest):
     """One cache entry per image, whatever its disk format."""
 
     @classmethod
     def skip_checks(cls) -> None:
         """Skip without the cache, or without qemu-img for the images."""
         super().skip_checks()
-        if not CONF.powerflex_cache.check_image_cache:
-            raise cls.skipException(
-                "[powerflex_cache] check_image_cache is False")
         if shutil.which("qemu-img") is None:
             raise cls.skipException("qemu-img is needed to make the images")
 

@@ -33,16 +33,13 @@ BATCH = 4
 cluster may meet the full vtree together, and only one may rotate it."""
 
 
-class VtreeLimitTest(base.PowerFlexCacheBaseTest):
+class VtreeLimitTest(base.ImageCacheBaseTest):
     """More volumes from one image than a vtree holds snapshots."""
 
     @classmethod
     def skip_checks(cls) -> None:
         """Skip without the cache, or when the limit makes it too long."""
         super().skip_checks()
-        if not CONF.powerflex_cache.check_image_cache:
-            raise cls.skipException(
-                "[powerflex_cache] check_image_cache is False")
         count = CONF.powerflex_cache.snapshot_limit + 2
         if count > CONF.powerflex_cache.max_vtree_test_volumes:
             raise cls.skipException(
