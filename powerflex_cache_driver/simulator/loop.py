@@ -26,11 +26,15 @@ import errno
 import fcntl
 import os
 import subprocess
+import time
 from typing import Sequence
 
 LOSETUP = "losetup"
 TIMEOUT_S = 60
 BLKFLSBUF = 0x1261
+DETACH_WAIT_S = 5.0
+"""How long :func:`detach` waits for a device another process holds open
+(``losetup`` listing devices elsewhere, say) to be let go."""
 """``ioctl`` dropping a block device's buffer cache (``blockdev
 --flushbufs``)."""
 
@@ -81,13 +85,17 @@ def detach(device: str) -> None:
     """Detach ``device``; a device already gone is not an error.
 
     A device still open somewhere is detached by the kernel on its last
-    close (autoclear).
+    close (autoclear); this waits up to :data:`DETACH_WAIT_S` for that, so
+    that a volume is detached when its unmap returns.
     """
     try:
         _losetup(["--detach", device])
     except Unavailable:
         if os.path.exists("/sys/block/%s/loop" % os.path.basename(device)):
             raise
+    deadline = time.monotonic() + DETACH_WAIT_S
+    while backing_file(device) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def backing_file(device: str) -> str:
