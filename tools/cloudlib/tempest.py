@@ -79,6 +79,15 @@ class Exclusion:
 
 EXCLUSIONS: tuple[Exclusion, ...] = (
     Exclusion(
+        r"tempest\.api\.volume\.admin\.test_volume_retype\."
+        r"VolumeRetypeWithoutMigrationTest\.test_available_volume_retype",
+        "expects os-vol-host-attr:host unchanged by a retype; in an "
+        "active/active cluster Cinder records the host of whichever "
+        "service of the cluster the scheduler picked for the retype "
+        "(volume manager: model_update 'host': host['host']), so the test "
+        "fails about half the time whatever the driver. The cluster name "
+        "does not change."),
+    Exclusion(
         r"cinder_tempest_plugin\.scenario\.test_volume_concurrency\."
         r"ConcurrentVolumeActionsTest\.test_create_backups_and_restores",
         "makes backups but does not check [volume-feature-enabled] backup; "
