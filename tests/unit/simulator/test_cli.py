@@ -31,6 +31,23 @@ ROOT = os.path.dirname(os.path.dirname(powerflex_cache_driver.__file__))
 
 class TestCommandLine(testtools.TestCase):
 
+    def _start(self, *args: str) -> tuple[subprocess.Popen, dict]:
+        """Start the simulator on a free port; return it and its banner."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "powerflex_cache_driver.simulator",
+             "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, PYTHONPATH=ROOT))
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.stdout.close)
+        lines = {}
+        for line in proc.stdout:
+            key, _sep, value = line.partition(":")
+            lines[key.strip()] = value.strip()
+            if line.startswith("Stop with"):
+                break
+        return proc, lines
+
     def test_parser(self):
         args = cli.build_parser().parse_args(
             ["--port", "0", "--gen-type", "EC", "--pool", "A", "--pool",
@@ -49,19 +66,8 @@ class TestCommandLine(testtools.TestCase):
         workdir = self.useFixture(fixtures.TempDir()).path
         root = self.useFixture(fixtures.TempDir()).path
         by_id = os.path.join(root, "disk", "by-id")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "powerflex_cache_driver.simulator",
-             "--port", "0", "--workdir", workdir, "--by-id-dir", by_id],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=dict(os.environ, PYTHONPATH=ROOT))
-        self.addCleanup(proc.wait, 10)
-        self.addCleanup(proc.stdout.close)
-        lines = {}
-        for line in proc.stdout:
-            key, _sep, value = line.partition(":")
-            lines[key.strip()] = value.strip()
-            if line.startswith("Stop with"):
-                break
+        proc, lines = self._start(
+            "--workdir", workdir, "--by-id-dir", by_id)
         try:
             self.assertEqual(by_id, lines["by-id dir"])
             url, ca = lines["URL"], lines["CA cert"]
@@ -95,20 +101,7 @@ class TestCommandLine(testtools.TestCase):
     def test_serves_until_sigterm(self):
         self.useFixture(base.GreenSSLFixture())
         workdir = self.useFixture(fixtures.TempDir()).path
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "powerflex_cache_driver.simulator",
-             "--port", "0", "--workdir", workdir, "--gen-type", "EC"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=env)
-        self.addCleanup(proc.wait, 10)
-        self.addCleanup(proc.stdout.close)
-        lines = {}
-        for line in proc.stdout:
-            key, _sep, value = line.partition(":")
-            lines[key.strip()] = value.strip()
-            if line.startswith("Stop with"):
-                break
+        proc, lines = self._start("--workdir", workdir, "--gen-type", "EC")
         try:
             url = lines["URL"]
             ca = lines["CA cert"]
