@@ -163,53 +163,51 @@ def _recover(client: Any, object_id: str, what: str,
     return None
 
 
-def _create_volume(client: Any, create: Callable[..., str]
-                   ) -> Callable[..., str]:
-    signature = inspect.signature(create)
+def _recovering(client: Any, method: Callable[..., str], id_arg: str,
+                describe: Callable[[dict], str],
+                matcher: Callable[[dict], Callable[[dict], bool]]
+                ) -> Callable[..., str]:
+    """Wrap a create of ``client``: after a failure, :func:`_recover`.
 
-    @functools.wraps(create)
-    def create_volume(*args: Any, **kwargs: Any) -> str:
+    ``id_arg`` names the argument holding the Cinder id the array volume
+    is named after; ``describe`` and ``matcher`` get the call's arguments
+    and give the log label and what a found volume must be.
+    """
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
         try:
-            return create(*args, **kwargs)
+            return method(*args, **kwargs)
         except Exception:
             call = signature.bind(*args, **kwargs).arguments
-            size_kb = int(call["volume_size"]) * units.Mi
-
-            def matches(found: dict) -> bool:
-                pool_id = client.get_storage_pool_id(
-                    call["protection_domain_name"],
-                    call["storage_pool_name"])
-                return (not found.get("ancestorVolumeId") and
-                        found.get("storagePoolId") == pool_id and
-                        int(found.get("sizeInKb") or 0) >= size_kb)
-
-            pid = _recover(client, call["volume_id"], "Create of volume",
-                           matches)
+            pid = _recover(client, call[id_arg], describe(call),
+                           matcher(call))
             if pid is None:
                 raise
             return pid
-    return create_volume
+    return wrapper
 
 
-def _snapshot_volume(client: Any, snapshot: Callable[..., str]
-                     ) -> Callable[..., str]:
-    signature = inspect.signature(snapshot)
+def _blank_volume_matcher(client: Any) -> Callable[[dict], Callable]:
+    """A createVolume's volume: in the requested pool, at least its size."""
+    def matcher(call: dict) -> Callable[[dict], bool]:
+        size_kb = int(call["volume_size"]) * units.Mi
 
-    @functools.wraps(snapshot)
-    def snapshot_volume(*args: Any, **kwargs: Any) -> str:
-        try:
-            return snapshot(*args, **kwargs)
-        except Exception:
-            call = signature.bind(*args, **kwargs).arguments
-            source = call["volume_provider_id"]
-            pid = _recover(
-                client, call["snapshot_id"],
-                "Array snapshot of %s for" % source,
-                lambda found: found.get("ancestorVolumeId") == source)
-            if pid is None:
-                raise
-            return pid
-    return snapshot_volume
+        def matches(found: dict) -> bool:
+            pool_id = client.get_storage_pool_id(
+                call["protection_domain_name"], call["storage_pool_name"])
+            return (not found.get("ancestorVolumeId") and
+                    found.get("storagePoolId") == pool_id and
+                    int(found.get("sizeInKb") or 0) >= size_kb)
+        return matches
+    return matcher
+
+
+def _snapshot_matcher(call: dict) -> Callable[[dict], bool]:
+    """A snapshotVolumes' volume: a snapshot of the requested source."""
+    source = call["volume_provider_id"]
+    return lambda found: found.get("ancestorVolumeId") == source
 
 
 def recover_lost_answers(client: Optional[Any]) -> None:
@@ -220,6 +218,10 @@ def recover_lost_answers(client: Optional[Any]) -> None:
     """
     if client is None:
         return
-    client.create_volume = _create_volume(client, client.create_volume)
-    client.snapshot_volume = _snapshot_volume(client,
-                                              client.snapshot_volume)
+    client.create_volume = _recovering(
+        client, client.create_volume, "volume_id",
+        lambda call: "Create of volume", _blank_volume_matcher(client))
+    client.snapshot_volume = _recovering(
+        client, client.snapshot_volume, "snapshot_id",
+        lambda call: "Array snapshot of %s for" % call["volume_provider_id"],
+        _snapshot_matcher)
