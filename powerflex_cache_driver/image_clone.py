@@ -59,6 +59,7 @@ from oslo_utils import fileutils
 from oslo_utils import timeutils
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import half_made
 from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver import options
 from powerflex_cache_driver import sizing
@@ -468,7 +469,8 @@ class ImageCloner:
                 return self._download_into(context, volume, image_location,
                                            image_meta, image_service), True
             try:
-                self._create_internal_volume(internal, entry_volume)
+                self._create_internal_volume(internal, entry_volume,
+                                             image_id)
                 self._fill_from_image(context, internal, entry_volume,
                                       image_location, image_meta,
                                       image_service)
@@ -530,12 +532,16 @@ class ImageCloner:
             display_name="image-%s" % image_id, status="creating",
             attach_status=fields.VolumeAttachStatus.DETACHED)
 
-    def _create_internal_volume(self, internal: Any, new: Any) -> None:
+    def _create_internal_volume(self, internal: Any, new: Any,
+                                image_id: str) -> None:
         """Charge the internal tenant for ``new`` and save its row.
 
         The quota reservation Cinder's ``_clone_image_volume`` makes for
-        the cache entries it creates.
+        the cache entries it creates. Cache volumes of the image that an
+        interrupted create or rotation left behind are deleted first
+        (:mod:`.half_made`).
         """
+        half_made.purge(internal, image_id, new, same_backend)
         reserve_opts = {"volumes": 1, "gigabytes": new.size}
         QUOTAS.add_volume_type_opts(internal, reserve_opts,
                                     new.volume_type_id)
@@ -546,6 +552,7 @@ class ImageCloner:
             with excutils.save_and_reraise_exception():
                 QUOTAS.rollback(internal, reservations)
         QUOTAS.commit(internal, reservations, project_id=internal.project_id)
+        half_made.mark(self.driver.db, internal, new, image_id)
         # The workers row the manager adds to volumes it creates: if this
         # service stops before the volume is made, its start-up clean-up
         # moves the volume from creating to error instead of leaving it.
@@ -594,7 +601,9 @@ class ImageCloner:
             except Exception:
                 LOG.exception("Could not remove array volume %(pid)s of "
                               "half-made cache volume %(vol)s; the volume "
-                              "stays in error_deleting, delete it again.",
+                              "stays in error_deleting until the next cache "
+                              "volume of its image is made, which deletes "
+                              "it (or an admin force-deletes it).",
                               {"pid": volume.provider_id, "vol": volume.id})
                 volume.status = "error_deleting"
                 volume.save()
@@ -676,7 +685,7 @@ class ImageCloner:
         size = sizing.round_up(old.size, self.driver._granularity())
         image_bytes = self._image_bytes(internal, old)
         new = self._internal_volume(internal, old, size, image_meta["id"])
-        self._create_internal_volume(internal, new)
+        self._create_internal_volume(internal, new, image_meta["id"])
         try:
             new.update(self.driver.create_volume(new) or {})
             new.save()

@@ -122,6 +122,11 @@ class FaultInjector:
                 return len(self._rules.get(op, []))
             return sum(len(r) for r in self._rules.values())
 
+    def armed(self) -> dict[str, int]:
+        """Return ``{op: rules still armed}`` for every armed operation."""
+        with self._lock:
+            return {op: len(rules) for op, rules in self._rules.items()}
+
     def _consume(self, op: str, rule: _Rule) -> None:
         if rule.remaining is not None:
             rule.remaining -= 1

@@ -36,6 +36,7 @@ from typing import Any, Optional, TYPE_CHECKING
 from powerflex_cache_driver.simulator import _stdlib
 from powerflex_cache_driver.simulator import auth
 from powerflex_cache_driver.simulator import calllog
+from powerflex_cache_driver.simulator import control
 from powerflex_cache_driver.simulator import errors
 from powerflex_cache_driver.simulator import handlers
 
@@ -101,6 +102,9 @@ class GatewayRequestHandler(http_server.BaseHTTPRequestHandler):
         started = time.time()
         clock = time.monotonic()
         raw_path = self.path
+        if control.is_control_path(raw_path):
+            self._control(method)
+            return
         route, params, path_known = handlers.resolve(method, raw_path)
         op = route.op if route else "unknown"
         body: Any = None
@@ -142,6 +146,26 @@ class GatewayRequestHandler(http_server.BaseHTTPRequestHandler):
             self.server.drop(self.connection)
         else:
             self._send_json(status, payload)
+
+    def _control(self, method: str) -> None:
+        """Answer a fault-control request (:mod:`.control`)."""
+        sim = self.server.gateway
+        try:
+            credentials = auth.parse_basic(self.headers.get("Authorization"))
+            if credentials is None or not sim.tokens.check_credentials(
+                    *credentials):
+                raise errors.unauthorized()
+            raw = self._read_body()
+            try:
+                body = json.loads(raw.decode("utf-8")) if raw.strip() else None
+            except ValueError:
+                raise errors.invalid_request("malformed JSON body")
+            status, payload = control.answer(sim.faults, method, self.path,
+                                             body)
+        except errors.ApiError as exc:
+            status, payload = exc.http_status, exc.body()
+        LOG.debug("%s %s -> %s (control)", method, self.path, status)
+        self._send_json(status, payload)
 
     def _authorized_token(self) -> Optional[str]:
         credentials = auth.parse_basic(self.headers.get("Authorization"))

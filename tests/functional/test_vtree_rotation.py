@@ -34,14 +34,19 @@ left and the create still succeeds through Cinder's own path.
 """
 
 import collections
+import os
 from typing import Any, Callable
 
+from cinder import context as cinder_context
+from cinder.db import api as db_api
 from cinder import exception
 from cinder import objects
 from cinder.volume.drivers.dell_emc.powerflex import driver as stock_driver
 from oslo_utils import units
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import data_copy
+from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
 from tests.functional import base
 from tests.functional import cloud
@@ -366,5 +371,61 @@ class TestRotationDisabledOurs(RotationHelpers, base.OurDriverTestCase):
         for volume in volumes:
             self.assert_volume_content(volume, image)
         self.assert_sizes_cover_array()
+        self.assert_no_quota_drift()
+        self.assert_array_matches_db()
+
+
+class TestInterruptedRotationOurs(RotationHelpers, base.OurDriverTestCase):
+    """A service stopped in the middle of a rotation copy, then started.
+
+    What the stopped service leaves is built with the driver's own steps
+    up to the copy: the new cache volume's row (``creating``, with its
+    ``workers`` row), its array volume, and both volumes mapped to this
+    host. Cinder's real start-up clean-up then runs for the service, and
+    the next create from the image must rotate the entry and remove the
+    half-made volume: nothing left on the array, mapped or charged.
+    """
+
+    SIMULATOR_OPTIONS = {"snapshot_limit": 3}
+    MOCK_WORKER = False
+
+    def test_half_made_volume_removed_by_the_next_create(self) -> None:
+        self.patch("cinder.service.Service.service_id",
+                   self.manager.service_id)
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        for _unused in range(3):
+            self.create_volume(1, image_id=meta["id"])
+        full_entry = self.cache_volume(meta["id"])
+        internal = cinder_context.get_internal_tenant_context()
+
+        # The rotation as far as the copy, then the service is gone.
+        cloner = image_clone.ImageCloner(self.driver)
+        half = cloner._internal_volume(internal, full_entry, 8, meta["id"])
+        cloner._create_internal_volume(internal, half, meta["id"])
+        half.update(self.driver.create_volume(half))
+        half.save()
+        copier = data_copy.HostAssistedCopy(self.driver)
+        properties = copier._connector_properties()
+        for volume in (full_entry, half):
+            copier._attach(internal, volume, properties)
+        self.assertEqual(2, len(os.listdir(self.sim.by_id_dir)))
+
+        # Cinder's start-up clean-up of the service.
+        self.manager.do_cleanup(self.admin_ctx, objects.CleanupRequest(
+            service_id=self.manager.service_id))
+        half = objects.Volume.get_by_id(self.admin_ctx, half.id)
+        self.assertEqual("error", half.status)
+        self.assertEqual([], db_api.worker_get_all(self.admin_ctx))
+        self.assertIn(half.provider_id, self.sim.array.volumes)
+
+        volume, _unused = self.create_volume(1, image_id=meta["id"])
+        self.assert_volume_content(volume, image)
+        self.assertRaises(exception.VolumeNotFound, objects.Volume.get_by_id,
+                          self.admin_ctx, half.id)
+        self.assertNotIn(half.provider_id, self.sim.array.volumes)
+        self.assertNotEqual(full_entry.id, self.cache_volume(meta["id"]).id)
+        self.assertEqual(1, self.images.downloads[meta["id"]])
+        self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
+                         self.quota_drift(cloud.INTERNAL_PROJECT_ID))
         self.assert_no_quota_drift()
         self.assert_array_matches_db()

@@ -24,6 +24,7 @@ import fixtures
 from oslo_utils import units
 from oslo_utils import uuidutils
 
+from powerflex_cache_driver import half_made
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
 from powerflex_cache_driver import quota_charge
@@ -528,6 +529,78 @@ class RotationWorkersRow(CloneImageFixtures, base.DriverTestCase):
         self.assertEqual([], db_api.worker_get_all(self.ctx))
 
 
+class HalfMadePurge(CloneImageFixtures, base.DriverTestCase):
+    """Cache volumes an interrupted create or rotation left behind."""
+
+    def setUp(self):
+        super().setUp()
+        self.driver()  # the mocked gateway the volumes are made on
+
+    def _internal(self, status, image_id, marked=True, host=base.HOST):
+        internal = context.get_internal_tenant_context()
+        volume = self.db_volume(internal, 8, 8, host=host, status=status,
+                                display_name="image-%s" % image_id)
+        if marked:
+            half_made.mark(db_api, internal, volume, image_id)
+        return volume.id
+
+    def test_only_its_own_leftovers_of_the_image_and_backend(self):
+        image_id, other_image = "img-1", "img-2"
+        expected = {
+            self._internal("error", image_id): False,
+            self._internal("error_deleting", image_id): True,
+        }
+        kept = [
+            self._internal("available", image_id),  # a live entry
+            self._internal("creating", image_id),  # being made now
+            self._internal("error", image_id, marked=False),  # Cinder's
+            self._internal("error", other_image),
+            self._internal("error", image_id, host="other@powerflex#PD1"),
+        ]
+        like = self.new_volume(8)
+        internal = context.get_internal_tenant_context()
+        with mock.patch("cinder.volume.api.API.delete") as delete:
+            deleted = half_made.purge(internal, image_id, like,
+                                      image_clone.same_backend)
+        self.assertEqual(sorted(expected), sorted(deleted))
+        self.assertEqual(
+            expected, {call.args[1].id: call.kwargs["force"]
+                       for call in delete.call_args_list})
+        self.assertTrue(all(call.args[0].is_admin and
+                            call.args[0].project_id == INTERNAL_PROJECT
+                            for call in delete.call_args_list))
+        self.assertNotIn(kept[0], deleted)
+
+    def test_a_failed_delete_is_left_for_next_time(self):
+        image_id = "img-1"
+        first = self._internal("error", image_id)
+        second = self._internal("error", image_id)
+        internal = context.get_internal_tenant_context()
+        with mock.patch("cinder.volume.api.API.delete",
+                        side_effect=[exception.InvalidVolume(reason="busy"),
+                                     None]) as delete:
+            deleted = half_made.purge(internal, image_id,
+                                      self.new_volume(8),
+                                      image_clone.same_backend)
+        self.assertEqual(2, delete.call_count)
+        self.assertEqual(1, len(deleted))
+        self.assertIn(deleted[0], (first, second))
+
+    def test_every_cache_volume_made_here_is_marked(self):
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        with mock.patch("cinder.volume.api.API.delete"), \
+                mock.patch.object(driver, "copy_volume_data_sparse"):
+            self.clone(driver, self.new_volume(60), image_meta)
+        made = [v for v in self.internal_volumes()
+                if half_made.MADE_FOR_KEY in v.admin_metadata]
+        self.assertEqual(1, len(made))
+        self.assertEqual(image_meta["id"],
+                         made[0].admin_metadata[half_made.MADE_FOR_KEY])
+
+
 class Helpers(base.DriverTestCase):
 
     def test_cinder_volume_ids(self):
@@ -657,7 +730,8 @@ class CacheMiss(base.DriverTestCase):
                          self.internal_usage())
         self.assertEqual(
             {"readonly": "True",
-             image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi)},
+             image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi),
+             half_made.MADE_FOR_KEY: entry["image_id"]},
             db_api.volume_admin_metadata_get(self.ctx, entry_volume.id))
 
     def test_image_larger_than_volume_fails_and_makes_nothing(self):

@@ -12,6 +12,7 @@
 """tools/cloudlib/procs.py: start, stop, pid files, waits (real processes)."""
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -141,6 +142,29 @@ class ProcessTableTest(testtools.TestCase):
         self.assertFalse(_alive(pid))
         self.assertFalse(_alive(grandchild))
         self.assertEqual([], procs.group_members(pid))
+
+    def test_kill_as_a_crash_skips_the_sigterm_handler(self):
+        # The words are joined at run time: the log's start line holds the
+        # program's source, which must not match.
+        handler = ("import signal, sys, time\n"
+                   "def bye(*a):\n"
+                   "    print('stopped', 'gracefully', flush=True)\n"
+                   "    sys.exit(0)\n"
+                   "signal.signal(signal.SIGTERM, bye)\n"
+                   "print('handler', 'set', flush=True); time.sleep(60)\n")
+        # The log is appended to: one "stopped gracefully" after both runs
+        # means the SIGKILL run never ran the handler.
+        for runs, first in enumerate((signal.SIGTERM, signal.SIGKILL), 1):
+            pid = self.table.start("crashy", [sys.executable, "-c",
+                                              handler])
+            procs.wait_until(
+                lambda: self.table.tail("crashy").count("handler set")
+                == runs, 5, "handler set")
+            self.assertTrue(self.table.stop("crashy", timeout=5,
+                                            first_signal=first))
+            self.assertFalse(_alive(pid))
+            graceful = self.table.tail("crashy").count("stopped gracefully")
+            self.assertEqual(1, graceful, first)
 
     def test_stop_all_in_reverse_order(self):
         # Each child writes its name to a shared file when SIGTERM comes.

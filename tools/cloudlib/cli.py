@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "active-active", help="50 concurrent creates from one new image "
                               "over both cinder-volume services")
+    commands.add_parser(
+        "crash-rotation", help="kill -9 a cinder-volume service in the "
+                               "middle of a cache entry rotation, restart "
+                               "it, check Cinder's clean-up and what is "
+                               "left")
     return parser
 
 
@@ -68,6 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "seed":
             from tools.cloudlib import seed
             return seed.main(description)
+        if args.command == "crash-rotation":
+            from tools.cloudlib import crash_rotation
+            return crash_rotation.main(description)
         from tools.cloudlib import active_active
         return active_active.main(description)
     except FileNotFoundError as exc:

@@ -188,7 +188,7 @@ class Cloud:
         with open(sudo, "w") as handle:
             handle.write(SUDO)
         os.chmod(sudo, 0o755)
-        shim = sdc.build_shim(lay.path("sdc"))
+        sdc.build_shim(lay.path("sdc"))
 
         mariadb, rabbitmq, redis = self._infra()
         _log("Starting MariaDB, RabbitMQ, Redis")
@@ -222,7 +222,7 @@ class Cloud:
              "%s)" % driver)
         self._start_cinder(driver, databases["cinder"],
                            rabbitmq.transport_url(), redis.url(),
-                           passwords["cinder"], ids, backend, shim)
+                           passwords["cinder"], ids, backend)
         description = self._describe(driver, passwords, ids, backend)
         self._wait_for_volume_services(description)
         self._create_volume_type(description)
@@ -310,7 +310,7 @@ class Cloud:
 
     def _start_cinder(self, driver: str, database: str, transport: str,
                       coordination: str, password: str, ids: dict[str, str],
-                      backend: dict[str, Any], shim: str) -> None:
+                      backend: dict[str, Any]) -> None:
         lay = self.layout
         conf_dir = lay.path("etc", "cinder")
         filters = os.path.join(conf_dir, "rootwrap.d")
@@ -338,15 +338,30 @@ class Cloud:
         self.table.start("cinder-scheduler", [
             lay.venv_bin("cinder-scheduler"), "--config-file", main],
             env=env)
-        volume_env = dict(env, **sdc.shim_env(shim, layout.SDC_GUID))
         for number, host in enumerate(layout.VOLUME_HOSTS, 1):
-            own = configs.write(os.path.join(conf_dir, "%s.conf" % host),
-                                configs.volume_host(lay, host))
-            self.table.start("cinder-volume-%d" % number, [
-                lay.venv_bin("cinder-volume"), "--config-file", main,
-                "--config-file", own], env=volume_env)
+            configs.write(self._volume_host_conf(host),
+                          configs.volume_host(lay, host))
+            self.start_volume_service(number)
         procs.wait_for_http(layout.url("cinder"), 90, self.table,
                             "cinder-api")
+
+    def _volume_host_conf(self, host: str) -> str:
+        return self.layout.path("etc", "cinder", "%s.conf" % host)
+
+    def start_volume_service(self, number: int) -> None:
+        """Start cinder-volume number ``number`` (1 or 2) as ``up`` does.
+
+        It preloads the /dev/scini shim ``up`` built.
+        """
+        lay = self.layout
+        host = layout.VOLUME_HOSTS[number - 1]
+        shim = lay.path("sdc", sdc.SHIM_NAME)
+        env = dict(self._service_env(),
+                   **sdc.shim_env(shim, layout.SDC_GUID))
+        self.table.start("cinder-volume-%d" % number, [
+            lay.venv_bin("cinder-volume"), "--config-file",
+            lay.path("etc", "cinder", "cinder.conf"), "--config-file",
+            self._volume_host_conf(host)], env=env)
 
     def _wait_for_volume_services(self, description: dict[str, Any]) -> None:
         session = api.Session(description["admin"])

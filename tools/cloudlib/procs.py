@@ -254,13 +254,15 @@ class ProcessTable:
                 return False
             time.sleep(0.05)
 
-    def stop(self, name: str, timeout: float = 60.0) -> bool:
+    def stop(self, name: str, timeout: float = 60.0,
+             first_signal: int = signal.SIGTERM) -> bool:
         """Stop process ``name`` and its process group.
 
-        SIGTERM goes to the whole group; what is left of it after
-        ``timeout`` seconds gets SIGKILL. The pid file is removed. Nothing
-        happens (but removing a stale pid file) if the process is not
-        running. Return whether something was running.
+        ``first_signal`` (SIGTERM; SIGKILL to kill it as a crash would)
+        goes to the whole group; what is left of it after ``timeout``
+        seconds gets SIGKILL. The pid file is removed. Nothing happens
+        (but removing a stale pid file) if the process is not running.
+        Return whether something was running.
 
         :raises CloudError: the group survived SIGKILL.
         """
@@ -276,7 +278,7 @@ class ProcessTable:
         stopped = False
         if not reused and group_members(pid):
             stopped = True
-            self._signal_group(pid, signal.SIGTERM)
+            self._signal_group(pid, first_signal)
             if not self._wait_group(pid, timeout):
                 self._signal_group(pid, signal.SIGKILL)
                 if not self._wait_group(pid, 10.0):

@@ -1,0 +1,382 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""A cinder-volume service killed in the middle of a cache-entry rotation.
+
+``tools/cloud crash-rotation`` runs, against the running cloud:
+
+1. a new image; volumes from it until its cache entry's vtree is full
+   (the first create makes the entry, each one adds a snapshot);
+2. one more create, which must copy the full entry into a new cache
+   volume; the simulator holds the copy's first unmap (its fault-control
+   endpoint), so the service is caught with the copy made, the new cache
+   volume ``creating`` and both volumes mapped to the SDC;
+3. ``kill -9`` of the service doing it (its whole process group), then
+   the service started again as ``tools/cloud up`` starts it; Cinder's
+   start-up clean-up must move the user's volume and the half-made cache
+   volume from ``creating`` to ``error``;
+4. then: the cache entry is still the full volume, available; every
+   array volume has its row and the half-made one keeps its array volume
+   (nothing the array holds is forgotten);
+5. the user deletes the volume in error; the next create from the image
+   rotates the entry, gets the image's bytes without a second download
+   from Glance, and deletes the half-made cache volume (array volume,
+   mapping, quota and row);
+6. everything deleted: quota usage equals the records (the project's and
+   the internal tenant's), the array holds only what Cinder knows, nothing
+   is mapped to the SDC.
+
+Exit 0 only if every check held; the figures are printed.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import random
+import signal
+import ssl
+import time
+from typing import Any, Callable, Optional
+import urllib.request
+
+from tools.cloudlib import api
+from tools.cloudlib import cloud
+from tools.cloudlib import infra
+from tools.cloudlib import layout
+from tools.cloudlib import procs
+
+IMAGE_BYTES = 24 * 1024 * 1024
+SIZE_GIB = 1
+HOLD_SECONDS = 120
+"""How long the simulator holds the unmap before dropping it unanswered;
+Cinder's REST client gives up after 30 s, the kill comes within seconds."""
+WAIT_SECONDS = 240
+ROTATING = "vtree of image-volume cache entry"
+
+
+class Gateway:
+    """The simulator's REST API and fault control, with its credentials."""
+
+    def __init__(self, gateway: dict[str, str]) -> None:
+        self._url = gateway["url"]
+        self._basic = base64.b64encode(("%s:%s" % (
+            gateway["user"], gateway["password"])).encode()).decode()
+        self._user = gateway["user"]
+        self._tls = ssl.create_default_context(cafile=gateway["ca"])
+        self._token: Optional[str] = None
+
+    def _request(self, method: str, path: str, auth: str,
+                 body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self._url + path, data=data, method=method,
+            headers={"Authorization": "Basic " + auth,
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30,
+                                    context=self._tls) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def control(self, method: str, body: Any = None) -> dict[str, Any]:
+        """Call the simulator's fault-control endpoint."""
+        return self._request(method, "/simulator/faults", self._basic, body)
+
+    def get(self, path: str) -> Any:
+        """GET a gateway API path with a session token."""
+        if self._token is None:
+            self._token = self._request("GET", "/api/login", self._basic)
+        token = base64.b64encode(
+            ("%s:%s" % (self._user, self._token)).encode()).decode()
+        return self._request("GET", path, token)
+
+    def volumes(self) -> dict[str, dict[str, Any]]:
+        """Every array volume (snapshots included) by id."""
+        return {v["id"]: v for v in self.get("/api/types/Volume/instances")}
+
+
+class Scenario:
+    """One run of the scenario.
+
+    ``failed`` lists the checks that did not hold, ``figures`` what was
+    measured.
+    """
+
+    def __init__(self, description: dict[str, Any]) -> None:
+        self.description = description
+        self.state = description["state_dir"]
+        self.admin = api.Session(description["admin"])
+        self.demo = api.Session(description["demo"])
+        self.gateway = Gateway(description["gateway"])
+        self.database = infra.MariaDB(self.state,
+                                      procs.ProcessTable(self.state),
+                                      layout.PORTS["mariadb"])
+        self.internal = description["ids"]["internal_project_id"]
+        self.failed: list[str] = []
+        self.figures: dict[str, Any] = {}
+
+    # -- helpers -------------------------------------------------------------
+
+    def check(self, held: bool, failure: str) -> None:
+        """Record ``failure`` unless ``held``."""
+        if not held:
+            self.failed.append(failure)
+
+    def sql(self, query: str) -> list[list[str]]:
+        """Rows of a query on Cinder's database."""
+        return [line.split("\t") for line in
+                self.database.query(query).splitlines() if line]
+
+    def volume_row(self, volume_id: str) -> dict[str, str]:
+        """Status and provider_id of a volume row (deleted or not)."""
+        rows = self.sql("SELECT status, provider_id, deleted FROM "
+                        "cinder.volumes WHERE id = '%s';" % volume_id)
+        if not rows:
+            return {}
+        status, provider_id, deleted = rows[0]
+        return {"status": status, "provider_id": provider_id,
+                "deleted": deleted}
+
+    def cache_entry(self, image_id: str) -> Optional[str]:
+        """The volume of the image's cache entry, if there is one."""
+        rows = self.sql("SELECT volume_id FROM cinder.image_volume_cache_"
+                        "entries WHERE image_id = '%s';" % image_id)
+        return rows[0][0] if rows else None
+
+    def wait(self, check: Callable[[], Any], what: str,
+             timeout: float = WAIT_SECONDS) -> Any:
+        """Wait for ``check`` to return something true."""
+        return procs.wait_until(check, timeout, what)
+
+    def create(self, image_id: str, name: str) -> str:
+        """Ask for a volume from the image as the non-admin project."""
+        return self.demo.call("POST", "cinder", "/v3/volumes", body={
+            "volume": {"name": name, "size": SIZE_GIB,
+                       "imageRef": image_id}})["volume"]["id"]
+
+    def settled(self, volume_id: str) -> str:
+        """Wait until the volume is no longer creating; its status."""
+        def status() -> Optional[str]:
+            current = self.volume_row(volume_id).get("status")
+            return None if current in (None, "creating") else current
+        return self.wait(status, "volume %s created" % volume_id)
+
+    def delete(self, session: api.Session, volume_id: str) -> None:
+        """Delete a volume and wait until its row is deleted."""
+        session.call("DELETE", "cinder", "/v3/volumes/%s" % volume_id)
+        self.wait(lambda: self.volume_row(volume_id).get("deleted") == "1",
+                  "volume %s deleted" % volume_id)
+
+    def digest(self, provider_id: str) -> str:
+        """SHA-256 of the image-long head of an array volume."""
+        path = os.path.join(self.state, "array", "volumes",
+                            "vol-%s.img" % provider_id)
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read(IMAGE_BYTES)).hexdigest()
+
+    def rotating_service(self, volume_id: str) -> Optional[int]:
+        """The number of the service whose log shows the rotation."""
+        for number, host in enumerate(layout.VOLUME_HOSTS, 1):
+            path = os.path.join(self.state, "log", "%s.log" % host)
+            with open(path, errors="replace") as handle:
+                for line in handle:
+                    if volume_id in line and ROTATING in line:
+                        return number
+        return None
+
+    # -- the scenario --------------------------------------------------------
+
+    def run(self) -> None:
+        """Run every step; checks that fail are recorded, not raised."""
+        data = random.randbytes(IMAGE_BYTES)
+        image_digest = hashlib.sha256(data).hexdigest()
+        image = self.admin.call("POST", "glance", "/v2/images", body={
+            "name": "crash-rotation-%d" % time.time(), "disk_format": "raw",
+            "container_format": "bare", "visibility": "public"})
+        image_id = image["id"]
+        self.admin.call("PUT", "glance", "/v2/images/%s/file" % image_id,
+                        raw=data, headers={
+                            "Content-Type": "application/octet-stream"})
+        limit = self.description["snapshot_limit"]
+        filled = []
+        for number in range(limit):
+            volume_id = self.create(image_id, "crash-fill-%02d" % number)
+            filled.append(volume_id)
+            status = self.settled(volume_id)
+            if status != "available":
+                raise procs.CloudError("filling the vtree: volume %s is %s"
+                                       % (volume_id, status))
+        full_entry = self.cache_entry(image_id)
+        if full_entry is None:
+            raise procs.CloudError("no cache entry for image %s" % image_id)
+
+        self.gateway.control("POST", [
+            {"op": "removeMappedSdc", "kind": "delay",
+             "seconds": HOLD_SECONDS},
+            {"op": "removeMappedSdc", "kind": "drop"}])
+        try:
+            victim = self.create(image_id, "crash-victim")
+            self.wait(lambda: not self.gateway.control("GET")["armed"],
+                      "the rotation's unmap to reach the array", 180)
+        finally:
+            self.gateway.control("DELETE")
+        service = self.rotating_service(victim)
+        if service is None:
+            raise procs.CloudError("no service logged a rotation for %s"
+                                   % victim)
+        half_made = self.sql(
+            "SELECT id FROM cinder.volumes WHERE deleted = 0 AND "
+            "status = 'creating' AND project_id = '%s' AND display_name = "
+            "'image-%s';" % (self.internal, image_id))
+        the_cloud = cloud.Cloud()
+        name = "cinder-volume-%d" % service
+        the_cloud.table.stop(name, timeout=10,
+                             first_signal=signal.SIGKILL)
+        killed_at = time.monotonic()
+        self.figures["killed"] = "%s (%s)" % (
+            name, layout.VOLUME_HOSTS[service - 1])
+        self.check(len(half_made) == 1, "expected one half-made cache "
+                   "volume in creating, found %d" % len(half_made))
+        if len(half_made) != 1:
+            return
+        new_volume = half_made[0][0]
+        self.check(self.volume_row(victim)["status"] == "creating",
+                   "the user's volume was not creating at the kill")
+        mapped = [v for v in self.gateway.volumes().values()
+                  if v.get("mappedSdcInfo")]
+        self.figures["mapped_at_kill"] = len(mapped)
+
+        the_cloud.start_volume_service(service)
+        victim_status = self.settled(victim)
+        new_status = self.wait(
+            lambda: (self.volume_row(new_volume)["status"]
+                     if self.volume_row(new_volume)["status"] != "creating"
+                     else None), "the half-made cache volume cleaned up")
+        self.figures["cleanup_seconds"] = round(
+            time.monotonic() - killed_at, 1)
+        self.figures["after_restart"] = {"user volume": victim_status,
+                                         "half-made cache volume":
+                                         new_status}
+        self.check(victim_status == "error",
+                   "the user's volume is %s after the restart, not error"
+                   % victim_status)
+        self.check(new_status == "error", "the half-made cache volume is "
+                   "%s after the restart, not error" % new_status)
+        workers = self.sql("SELECT COUNT(*) FROM cinder.workers WHERE "
+                           "deleted = 0 AND resource_id IN ('%s', '%s');"
+                           % (victim, new_volume))[0][0]
+        self.check(workers == "0", "%s workers rows left" % workers)
+        self.check(self.cache_entry(image_id) == full_entry,
+                   "the cache entry changed although the rotation died")
+        self.check(self.volume_row(full_entry)["status"] == "available",
+                   "the full cache entry is not available")
+        new_provider = self.volume_row(new_volume)["provider_id"]
+        self.check(new_provider in self.gateway.volumes(),
+                   "the half-made cache volume's array volume is gone or "
+                   "unrecorded (provider_id %s)" % new_provider)
+        self.check_array_matches_db("after the restart")
+
+        # The user deletes the volume in error; the next create from the
+        # image rotates the entry and deletes the half-made cache volume.
+        self.delete(self.demo, victim)
+        after = self.create(image_id, "crash-after")
+        status = self.settled(after)
+        self.check(status == "available",
+                   "the next create from the image is %s" % status)
+        self.wait(lambda: self.volume_row(new_volume).get("deleted") == "1",
+                  "the half-made cache volume deleted")
+        self.check(new_provider not in self.gateway.volumes(),
+                   "the half-made cache volume's array volume is left")
+        new_entry = self.cache_entry(image_id)
+        self.check(new_entry not in (None, full_entry),
+                   "the full entry was not replaced by the next create")
+        if status == "available":
+            provider = self.volume_row(after)["provider_id"]
+            self.check(self.digest(provider) == image_digest,
+                       "the volume made after the recovery does not hold "
+                       "the image's bytes")
+        downloads = self.glance_downloads(image_id)
+        self.figures["glance_downloads"] = downloads
+        self.check(downloads == 1, "Glance served the image %d times"
+                   % downloads)
+
+        for volume_id in filled + [after]:
+            self.delete(self.demo, volume_id)
+        self.admin.call("DELETE", "glance", "/v2/images/%s" % image_id)
+        self.check_array_matches_db("at the end")
+        self.check_quota(self.description["ids"]["demo_project_id"],
+                         "demo project")
+        self.check_quota(self.internal, "internal tenant")
+        mapped = sorted(v for v, record in self.gateway.volumes().items()
+                        if record.get("mappedSdcInfo"))
+        self.figures["mapped_at_end"] = len(mapped)
+        self.check(not mapped, "array volumes still mapped: %s" % mapped)
+
+    def glance_downloads(self, image_id: str) -> int:
+        """How many times Glance served the image's data."""
+        path = os.path.join(self.state, "log", "glance-access.log")
+        with open(path) as handle:
+            return sum(1 for line in handle
+                       if '"GET /v2/images/%s/file' % image_id in line)
+
+    def check_array_matches_db(self, when: str) -> None:
+        """Array volumes and Cinder's rows name each other."""
+        known = {row[0] for row in self.sql(
+            "SELECT provider_id FROM cinder.volumes WHERE deleted = 0 AND "
+            "provider_id IS NOT NULL UNION SELECT provider_id FROM "
+            "cinder.snapshots WHERE deleted = 0 AND provider_id IS NOT "
+            "NULL;")}
+        array = set(self.gateway.volumes())
+        self.check(array <= known, "%s: array volumes without a row: %s"
+                   % (when, sorted(array - known)))
+        settled = {row[0] for row in self.sql(
+            "SELECT provider_id FROM cinder.volumes WHERE deleted = 0 AND "
+            "provider_id IS NOT NULL AND status NOT IN ('error', "
+            "'error_deleting');")}
+        self.check(settled <= array, "%s: rows whose array volume is "
+                   "missing: %s" % (when, sorted(settled - array)))
+
+    def check_quota(self, project_id: str, who: str) -> None:
+        """The project's usage of volumes and gigabytes equals its rows."""
+        usage = {resource: (int(in_use), int(reserved)) for
+                 resource, in_use, reserved in self.sql(
+                     "SELECT resource, in_use, reserved FROM "
+                     "cinder.quota_usages WHERE deleted = 0 AND "
+                     "project_id = '%s' AND resource IN ('volumes', "
+                     "'gigabytes');" % project_id)}
+        volumes, volume_gb = self.sql(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM cinder.volumes "
+            "WHERE deleted = 0 AND project_id = '%s';" % project_id)[0]
+        snapshot_gb = self.sql(
+            "SELECT COALESCE(SUM(volume_size), 0) FROM cinder.snapshots "
+            "WHERE deleted = 0 AND project_id = '%s';" % project_id)[0][0]
+        records = {"volumes": int(volumes),
+                   "gigabytes": int(volume_gb) + int(snapshot_gb)}
+        for resource, count in records.items():
+            in_use, reserved = usage.get(resource, (0, 0))
+            self.check(in_use == count and reserved == 0,
+                       "%s %s: usage %d (reserved %d), records %d"
+                       % (who, resource, in_use, reserved, count))
+        self.figures["%s usage" % who] = records
+
+
+def main(description: dict[str, Any]) -> int:
+    """Run the scenario, print its figures; 0 if every check held."""
+    scenario = Scenario(description)
+    started = time.monotonic()
+    scenario.run()
+    scenario.figures["seconds"] = round(time.monotonic() - started, 1)
+    for key, value in scenario.figures.items():
+        print("%-24s %s" % (key, value))
+    for failure in scenario.failed:
+        print("FAILED: %s" % failure)
+    print("%d passed, %d failed" % (0 if scenario.failed else 1,
+                                    1 if scenario.failed else 0))
+    return 1 if scenario.failed else 0
