@@ -182,10 +182,14 @@ class PowerFlexCacheMixin:
 
         When it cannot be removed, the volume (which ends in error) keeps
         it as its ``provider_id``: deleting the volume removes it then.
+        A replicated volume's secondary side goes first
+        (:meth:`_remove_unfinished_secondary`).
         """
         LOG.warning("Volume %(vol)s: create failed after array volume "
                     "%(pid)s was made; removing it.",
                     {"vol": volume.id, "pid": provider_id})
+        if volume.is_replicated():
+            self._remove_unfinished_secondary(volume, provider_id)
         try:
             self._get_client().remove_volume(provider_id)
         except Exception:
@@ -197,6 +201,28 @@ class PowerFlexCacheMixin:
             volume.save()
         else:
             volume.provider_id = None
+
+    def _remove_unfinished_secondary(self, volume: Any,
+                                     provider_id: str) -> None:
+        """Remove what a failed create made on the replication secondary.
+
+        The replication pair, and the secondary's volume, when the pair
+        was made; when the create failed between making the secondary's
+        volume and pairing it, that volume, found by the name Cinder's
+        driver gives it (the volume's id). Failures are logged: the
+        primary is removed all the same.
+        """
+        try:
+            self._teardown_volume_replication(provider_id)
+            lost_answer.remove_by_name(self._get_client(secondary=True),
+                                       volume.id)
+        except Exception:
+            LOG.exception("Volume %(vol)s: could not remove the "
+                          "replication secondary of array volume %(pid)s; "
+                          "look for an array volume named %(name)s on the "
+                          "secondary system.",
+                          {"vol": volume.id, "pid": provider_id,
+                           "name": lost_answer.array_name(volume.id)})
 
     def _pool_reads_zeros(self, volume: Any) -> bool:
         """Whether a new volume in ``volume``'s pool reads back zeros."""

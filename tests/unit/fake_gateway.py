@@ -123,6 +123,9 @@ class FakeGateway:
         ("POST", r"/api/instances/System/action/(snapshotVolumes|"
          r"createThinClone|createSnapshot)", "clone"),
         ("GET", r"/api/types/ReplicationPair/instances$", "getPairs"),
+        ("POST", r"/api/instances/ReplicationPair::(\w+)/action/"
+         r"removeReplicationPair", "removePair"),
+
         ("GET", r"/api/instances/VTree::(\w+)/relationships/Statistics",
          "getVTreeStatistics"),
     ]
@@ -208,6 +211,8 @@ class FakeGateway:
         gran_kb = self.gran * GIB_KB
         size_kb = -(-int(body["volumeSizeInKb"]) // gran_kb) * gran_kb
         new_id = self.add_volume(size_kb // GIB_KB)
+        if body.get("name"):
+            self.names[body["name"]] = new_id
         return {"id": new_id}
 
     def _clone(self, body):
@@ -224,3 +229,7 @@ class FakeGateway:
 
     def _op_getPairs(self, context, vol_id, body):
         return self.pairs
+
+    def _op_removePair(self, context, pair_id, body):
+        self.pairs = [p for p in self.pairs if p["id"] != pair_id]
+        return {}

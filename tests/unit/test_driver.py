@@ -15,6 +15,7 @@ import logging
 from unittest import mock
 
 from cinder import exception
+from cinder.tests.unit import fake_volume
 from cinder.volume import manager
 
 from powerflex_cache_driver import compat
@@ -150,6 +151,68 @@ class CloneFailures(base.DriverTestCase):
         self.assertEqual({volume.provider_id}, left_behind)
         driver.delete_volume(volume)
         self.assertNotIn(volume.provider_id, self.gateway.sizes_kb)
+
+
+class ReplicatedCleanup(base.DriverTestCase):
+    """A failed create of a replicated volume leaves no secondary behind."""
+
+    def _replicated(self):
+        driver = self.make_driver(base.OURS, replication=True)
+        volume = self.new_volume(16)
+        volume.volume_type = fake_volume.fake_volume_type_obj(
+            self.ctx, extra_specs={"replication_enabled": "<is> True"})
+        self.assertTrue(volume.is_replicated())
+        return driver, volume
+
+    def test_pairing_fails_after_the_secondary_volume_is_made(self):
+        # Cinder's driver makes the secondary's volume, then looks up the
+        # replication consistency group named in the volume type, which
+        # is not there: the pair is never made.
+        driver, volume = self._replicated()
+        source = self.volume(16, 16, replicated=True)
+        before = set(self.gateway.sizes_kb)
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.create_cloned_volume, volume, source)
+        made = [c for c in self.gateway.calls
+                if c.op in ("snapshotVolumes", "createVolume")]
+        self.assertEqual([("snapshotVolumes", "127.0.0.1"),
+                          ("createVolume", "127.0.0.2")],
+                         [(c.op, c.host) for c in made])
+        removed = [c.host for c in self.gateway.calls
+                   if c.op == "removeVolume"]
+        self.assertEqual(["127.0.0.2", "127.0.0.1"], removed)
+        self.assertEqual(set(), set(self.gateway.sizes_kb) - before)
+
+    def _paired(self):
+        # What a create that fails after replication was set up (a
+        # cross-pool copy whose data copy fails) leaves.
+        driver, volume = self._replicated()
+        primary = self.gateway.add_volume(16)
+        secondary = self.gateway.add_volume(16, host="127.0.0.2")
+        self.gateway.pair(primary, secondary)
+        self.gateway.reset_calls()
+        return driver, volume, primary, secondary
+
+    def test_paired_volume_loses_its_pair_and_secondary(self):
+        driver, volume, primary, secondary = self._paired()
+        driver._remove_unfinished(volume, primary)
+        self.assertEqual([], self.gateway.pairs)
+        self.assertNotIn(secondary, self.gateway.sizes_kb)
+        self.assertNotIn(primary, self.gateway.sizes_kb)
+        self.assertEqual(["127.0.0.2", "127.0.0.1"],
+                         [c.host for c in self.gateway.calls
+                          if c.op == "removeVolume"])
+
+    def test_secondary_clean_up_failure_still_removes_the_primary(self):
+        driver, volume, primary, secondary = self._paired()
+        self.gateway.fail("removePair", 500, {"errorCode": 0,
+                                              "message": "busy"})
+        with self.assertLogs("powerflex_cache_driver.driver",
+                             "ERROR") as logs:
+            driver._remove_unfinished(volume, primary)
+        self.assertIn(lost_answer.array_name(volume.id), logs.output[0])
+        self.assertNotIn(primary, self.gateway.sizes_kb)
+        self.assertIn(secondary, self.gateway.sizes_kb)
 
 
 LOST = (500, {"errorCode": 500, "message": "The request to URL "
