@@ -41,6 +41,7 @@ from typing import Any
 from tools.cloudlib import api
 from tools.cloudlib import infra
 from tools.cloudlib import layout
+from tools.cloudlib import observe
 from tools.cloudlib import procs
 
 VOLUMES = 50
@@ -52,16 +53,6 @@ ROTATED = re.compile(r"Image (\S+): cache entry (\S+) replaced by (\S+)\.")
 def _image_data() -> bytes:
     """A new image's bytes: random, so no two runs upload the same."""
     return random.randbytes(IMAGE_BYTES)
-
-
-def _upload(admin: api.Session, data: bytes) -> str:
-    image = admin.call("POST", "glance", "/v2/images", body={
-        "name": "active-active-%d" % time.time(), "disk_format": "raw",
-        "container_format": "bare", "visibility": "public"})
-    admin.call("PUT", "glance", "/v2/images/%s/file" % image["id"],
-               raw=data,
-               headers={"Content-Type": "application/octet-stream"})
-    return image["id"]
 
 
 def _wait_settled(session: api.Session, ids: list[str]) -> dict[str, dict]:
@@ -80,13 +71,6 @@ def _wait_settled(session: api.Session, ids: list[str]) -> dict[str, dict]:
         time.sleep(2)
 
 
-def _downloads(state: str, image_id: str) -> int:
-    path = os.path.join(state, "log", "glance-access.log")
-    with open(path) as handle:
-        return sum(1 for line in handle
-                   if '"GET /v2/images/%s/file' % image_id in line)
-
-
 def _rotations(state: str, image_id: str) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
     for path in glob.glob(os.path.join(state, "log", "cloud-vol*.log")):
@@ -98,14 +82,6 @@ def _rotations(state: str, image_id: str) -> collections.Counter:
     return counts
 
 
-def _array_digest(state: str, provider_id: str, length: int) -> str:
-    path = os.path.join(state, "array", "volumes", "vol-%s.img" % provider_id)
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        digest.update(handle.read(length))
-    return digest.hexdigest()
-
-
 def run(description: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario; return its figures and the failed checks."""
     state = description["state_dir"]
@@ -115,7 +91,7 @@ def run(description: dict[str, Any]) -> dict[str, Any]:
                              layout.PORTS["mariadb"])
     data = _image_data()
     image_digest = hashlib.sha256(data).hexdigest()
-    image_id = _upload(admin, data)
+    image_id = admin.upload_image("active-active-%d" % time.time(), data)
     size = 10
     started = time.monotonic()
 
@@ -145,10 +121,10 @@ def run(description: dict[str, Any]) -> dict[str, Any]:
     statuses = collections.Counter(v["status"] for v in volumes.values())
     sizes = collections.Counter(v["size"] for v in volumes.values())
     wrong_bytes = [i for i in ids if volumes[i]["status"] == "available"
-                   and _array_digest(state, provider[i], len(data))
+                   and observe.array_digest(state, provider[i], len(data))
                    != image_digest]
     rotations = _rotations(state, image_id)
-    downloads = _downloads(state, image_id)
+    downloads = observe.glance_downloads(state, image_id)
     figures = {
         "volumes": VOLUMES, "seconds": round(elapsed, 1),
         "statuses": dict(statuses), "sizes": dict(sizes),

@@ -113,3 +113,13 @@ class Session:
     def get(self, service: str, path: str) -> Any:
         """GET ``path`` of ``service``."""
         return self.call("GET", service, path)
+
+    def upload_image(self, name: str, data: bytes) -> str:
+        """Create a public raw image holding ``data``; return its id."""
+        image_id = self.call("POST", "glance", "/v2/images", body={
+            "name": name, "disk_format": "raw", "container_format": "bare",
+            "visibility": "public"})["id"]
+        self.call("PUT", "glance", "/v2/images/%s/file" % image_id,
+                  raw=data,
+                  headers={"Content-Type": "application/octet-stream"})
+        return image_id

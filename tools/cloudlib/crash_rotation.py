@@ -37,21 +37,18 @@
 Exit 0 only if every check held; the figures are printed.
 """
 
-import base64
 import hashlib
-import json
 import os
 import random
 import signal
-import ssl
 import time
-from typing import Any, Callable, Optional
-import urllib.request
+from typing import Any, Optional
 
 from tools.cloudlib import api
 from tools.cloudlib import cloud
 from tools.cloudlib import infra
 from tools.cloudlib import layout
+from tools.cloudlib import observe
 from tools.cloudlib import procs
 
 IMAGE_BYTES = 24 * 1024 * 1024
@@ -61,45 +58,6 @@ HOLD_SECONDS = 120
 Cinder's REST client gives up after 30 s, the kill comes within seconds."""
 WAIT_SECONDS = 240
 ROTATING = "vtree of image-volume cache entry"
-
-
-class Gateway:
-    """The simulator's REST API and fault control, with its credentials."""
-
-    def __init__(self, gateway: dict[str, str]) -> None:
-        self._url = gateway["url"]
-        self._basic = base64.b64encode(("%s:%s" % (
-            gateway["user"], gateway["password"])).encode()).decode()
-        self._user = gateway["user"]
-        self._tls = ssl.create_default_context(cafile=gateway["ca"])
-        self._token: Optional[str] = None
-
-    def _request(self, method: str, path: str, auth: str,
-                 body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self._url + path, data=data, method=method,
-            headers={"Authorization": "Basic " + auth,
-                     "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30,
-                                    context=self._tls) as answer:
-            return json.loads(answer.read() or b"null")
-
-    def control(self, method: str, body: Any = None) -> dict[str, Any]:
-        """Call the simulator's fault-control endpoint."""
-        return self._request(method, "/simulator/faults", self._basic, body)
-
-    def get(self, path: str) -> Any:
-        """GET a gateway API path with a session token."""
-        if self._token is None:
-            self._token = self._request("GET", "/api/login", self._basic)
-        token = base64.b64encode(
-            ("%s:%s" % (self._user, self._token)).encode()).decode()
-        return self._request("GET", path, token)
-
-    def volumes(self) -> dict[str, dict[str, Any]]:
-        """Every array volume (snapshots included) by id."""
-        return {v["id"]: v for v in self.get("/api/types/Volume/instances")}
 
 
 class Scenario:
@@ -114,7 +72,7 @@ class Scenario:
         self.state = description["state_dir"]
         self.admin = api.Session(description["admin"])
         self.demo = api.Session(description["demo"])
-        self.gateway = Gateway(description["gateway"])
+        self.gateway = observe.Gateway(description["gateway"])
         self.database = infra.MariaDB(self.state,
                                       procs.ProcessTable(self.state),
                                       layout.PORTS["mariadb"])
@@ -150,11 +108,6 @@ class Scenario:
                         "entries WHERE image_id = '%s';" % image_id)
         return rows[0][0] if rows else None
 
-    def wait(self, check: Callable[[], Any], what: str,
-             timeout: float = WAIT_SECONDS) -> Any:
-        """Wait for ``check`` to return something true."""
-        return procs.wait_until(check, timeout, what)
-
     def create(self, image_id: str, name: str) -> str:
         """Ask for a volume from the image as the non-admin project."""
         return self.demo.call("POST", "cinder", "/v3/volumes", body={
@@ -166,20 +119,19 @@ class Scenario:
         def status() -> Optional[str]:
             current = self.volume_row(volume_id).get("status")
             return None if current in (None, "creating") else current
-        return self.wait(status, "volume %s created" % volume_id)
+        return procs.wait_until(status, WAIT_SECONDS,
+                                "volume %s out of creating" % volume_id)
 
     def delete(self, session: api.Session, volume_id: str) -> None:
         """Delete a volume and wait until its row is deleted."""
         session.call("DELETE", "cinder", "/v3/volumes/%s" % volume_id)
-        self.wait(lambda: self.volume_row(volume_id).get("deleted") == "1",
-                  "volume %s deleted" % volume_id)
+        self.wait_deleted(volume_id)
 
-    def digest(self, provider_id: str) -> str:
-        """SHA-256 of the image-long head of an array volume."""
-        path = os.path.join(self.state, "array", "volumes",
-                            "vol-%s.img" % provider_id)
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read(IMAGE_BYTES)).hexdigest()
+    def wait_deleted(self, volume_id: str) -> None:
+        """Wait until the volume's row is deleted."""
+        procs.wait_until(
+            lambda: self.volume_row(volume_id).get("deleted") == "1",
+            WAIT_SECONDS, "volume %s deleted" % volume_id)
 
     def rotating_service(self, volume_id: str) -> Optional[int]:
         """The number of the service whose log shows the rotation."""
@@ -197,13 +149,8 @@ class Scenario:
         """Run every step; checks that fail are recorded, not raised."""
         data = random.randbytes(IMAGE_BYTES)
         image_digest = hashlib.sha256(data).hexdigest()
-        image = self.admin.call("POST", "glance", "/v2/images", body={
-            "name": "crash-rotation-%d" % time.time(), "disk_format": "raw",
-            "container_format": "bare", "visibility": "public"})
-        image_id = image["id"]
-        self.admin.call("PUT", "glance", "/v2/images/%s/file" % image_id,
-                        raw=data, headers={
-                            "Content-Type": "application/octet-stream"})
+        image_id = self.admin.upload_image(
+            "crash-rotation-%d" % time.time(), data)
         limit = self.description["snapshot_limit"]
         filled = []
         for number in range(limit):
@@ -223,8 +170,8 @@ class Scenario:
             {"op": "removeMappedSdc", "kind": "drop"}])
         try:
             victim = self.create(image_id, "crash-victim")
-            self.wait(lambda: not self.gateway.control("GET")["armed"],
-                      "the rotation's unmap to reach the array", 180)
+            procs.wait_until(lambda: not self.gateway.control("GET")["armed"],
+                             180, "the rotation's unmap to reach the array")
         finally:
             self.gateway.control("DELETE")
         service = self.rotating_service(victim)
@@ -255,10 +202,7 @@ class Scenario:
 
         the_cloud.start_volume_service(service)
         victim_status = self.settled(victim)
-        new_status = self.wait(
-            lambda: (self.volume_row(new_volume)["status"]
-                     if self.volume_row(new_volume)["status"] != "creating"
-                     else None), "the half-made cache volume cleaned up")
+        new_status = self.settled(new_volume)
         self.figures["cleanup_seconds"] = round(
             time.monotonic() - killed_at, 1)
         self.figures["after_restart"] = {"user volume": victim_status,
@@ -290,8 +234,7 @@ class Scenario:
         status = self.settled(after)
         self.check(status == "available",
                    "the next create from the image is %s" % status)
-        self.wait(lambda: self.volume_row(new_volume).get("deleted") == "1",
-                  "the half-made cache volume deleted")
+        self.wait_deleted(new_volume)
         self.check(new_provider not in self.gateway.volumes(),
                    "the half-made cache volume's array volume is left")
         new_entry = self.cache_entry(image_id)
@@ -299,10 +242,11 @@ class Scenario:
                    "the full entry was not replaced by the next create")
         if status == "available":
             provider = self.volume_row(after)["provider_id"]
-            self.check(self.digest(provider) == image_digest,
+            self.check(observe.array_digest(self.state, provider,
+                                            IMAGE_BYTES) == image_digest,
                        "the volume made after the recovery does not hold "
                        "the image's bytes")
-        downloads = self.glance_downloads(image_id)
+        downloads = observe.glance_downloads(self.state, image_id)
         self.figures["glance_downloads"] = downloads
         self.check(downloads == 1, "Glance served the image %d times"
                    % downloads)
@@ -318,13 +262,6 @@ class Scenario:
                         if record.get("mappedSdcInfo"))
         self.figures["mapped_at_end"] = len(mapped)
         self.check(not mapped, "array volumes still mapped: %s" % mapped)
-
-    def glance_downloads(self, image_id: str) -> int:
-        """How many times Glance served the image's data."""
-        path = os.path.join(self.state, "log", "glance-access.log")
-        with open(path) as handle:
-            return sum(1 for line in handle
-                       if '"GET /v2/images/%s/file' % image_id in line)
 
     def check_array_matches_db(self, when: str) -> None:
         """Array volumes and Cinder's rows name each other."""

@@ -21,17 +21,14 @@ what it made. Run it once with ``tools/cloud up`` and once with ``tools/cloud
 up --driver stock`` to compare.
 """
 
-import base64
 import json
 import os
-import ssl
 import subprocess
 import tempfile
 import time
-from typing import Any, Optional
-import urllib.request
-import uuid
+from typing import Any
 
+from tools.cloudlib import observe
 from tools.cloudlib import procs
 
 IMAGE_MIB = 64
@@ -82,33 +79,6 @@ class Openstack:
         return json.loads(out) if out.startswith(("{", "[")) else None
 
 
-class Gateway:
-    """Just enough of the PowerFlex REST API to read a volume's size."""
-
-    def __init__(self, gateway: dict[str, str]) -> None:
-        self.url = gateway["url"]
-        self.context = ssl.create_default_context(cafile=gateway["ca"])
-        self.user = gateway["user"]
-        self.token = self._get("/api/login", gateway["password"])
-
-    def _get(self, path: str, secret: Optional[str] = None) -> Any:
-        basic = base64.b64encode(("%s:%s" % (
-            self.user, secret or self.token)).encode()).decode()
-        request = urllib.request.Request(
-            self.url + path, headers={"Authorization": "Basic " + basic})
-        with urllib.request.urlopen(request, context=self.context,
-                                    timeout=30) as answer:
-            return json.loads(answer.read())
-
-    def size_gib(self, volume_id: str) -> int:
-        """Size of the array volume Cinder named after ``volume_id``."""
-        name = base64.b64encode(uuid.UUID(volume_id).bytes).decode()
-        array_id = self._get("/api/types/Volume/instances/getByName::%s"
-                             % urllib.request.quote(name, safe=""))
-        volume = self._get("/api/instances/Volume::%s" % array_id)
-        return volume["sizeInKb"] // (1024 * 1024)
-
-
 def _wait(client: Openstack, name: str, kind: str) -> dict:
     deadline = time.monotonic() + 300
     while True:
@@ -133,7 +103,7 @@ def run(description: dict[str, Any]) -> list[dict[str, Any]]:
     """Run the steps; return one row per step."""
     demo = Openstack(description, "demo")
     admin = Openstack(description, "admin")
-    gateway = Gateway(description["gateway"])
+    gateway = observe.Gateway(description["gateway"])
     project = description["demo"]["project_name"]
     rows = []
     with tempfile.NamedTemporaryFile(suffix=".raw") as image:

@@ -243,11 +243,7 @@ def ensure_image(admin: api.Session) -> str:
         if image.get("status") == "active":
             return image["id"]
         admin.call("DELETE", "glance", "/v2/images/%s" % image["id"])
-    image_id = admin.call("POST", "glance", "/v2/images", body={
-        "name": name, "disk_format": "raw", "container_format": "bare",
-        "visibility": "public"})["id"]
-    admin.call("PUT", "glance", "/v2/images/%s/file" % image_id, raw=data,
-               headers={"Content-Type": "application/octet-stream"})
+    image_id = admin.upload_image(name, data)
     deadline = time.monotonic() + 60
     while True:
         status = admin.get("glance", "/v2/images/%s" % image_id).get(
