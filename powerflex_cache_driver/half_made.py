@@ -43,6 +43,11 @@ LEFT_STATUSES = ("error", "error_deleting")
 clean-up, or by the driver when its array volume could not be removed."""
 
 
+def display_name(image_id: str) -> str:
+    """The name of a cache volume of the image (Cinder's own naming)."""
+    return "image-%s" % image_id
+
+
 def mark(db: Any, internal: Any, volume: Any, image_id: str) -> None:
     """Mark ``volume`` (saved, not yet on the array) as made for the image.
 
@@ -66,7 +71,7 @@ def purge(internal: Any, image_id: str, like: Any,
     admin = internal.elevated()
     candidates = objects.VolumeList.get_all_by_project(
         admin, internal.project_id,
-        filters={"display_name": "image-%s" % image_id,
+        filters={"display_name": display_name(image_id),
                  "status": list(LEFT_STATUSES)})
     deleted = []
     for volume in candidates:

@@ -529,7 +529,8 @@ class ImageCloner:
             availability_zone=like.availability_zone,
             volume_type_id=like.volume_type_id,
             user_id=internal.user_id, project_id=internal.project_id,
-            display_name="image-%s" % image_id, status="creating",
+            display_name=half_made.display_name(image_id),
+            status="creating",
             attach_status=fields.VolumeAttachStatus.DETACHED)
 
     def _create_internal_volume(self, internal: Any, new: Any,
