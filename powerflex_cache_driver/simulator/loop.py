@@ -32,11 +32,11 @@ from typing import Sequence
 LOSETUP = "losetup"
 TIMEOUT_S = 60
 BLKFLSBUF = 0x1261
+"""``ioctl`` dropping a block device's buffer cache (``blockdev
+--flushbufs``)."""
 DETACH_WAIT_S = 5.0
 """How long :func:`detach` waits for a device another process holds open
 (``losetup`` listing devices elsewhere, say) to be let go."""
-"""``ioctl`` dropping a block device's buffer cache (``blockdev
---flushbufs``)."""
 
 
 class Unavailable(RuntimeError):
