@@ -45,12 +45,14 @@ from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import importutils
 from oslo_utils import units
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import data_copy
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import lost_answer
+from powerflex_cache_driver import manager
 from powerflex_cache_driver import options
 from powerflex_cache_driver import quota_charge
 from powerflex_cache_driver import sizing
@@ -93,6 +95,28 @@ class PowerFlexCacheMixin:
                        getattr(self, "secondary_client", None)):
             compat.log_in_again_on_401(client)
             lost_answer.recover_lost_answers(client)
+        self._check_volume_manager()
+
+    @staticmethod
+    def _check_volume_manager() -> None:
+        """Warn when the pools' allocated capacity will drift.
+
+        Only this package's volume manager reports what Cinder records
+        (:mod:`powerflex_cache_driver.manager`).
+        """
+        try:
+            chosen = importutils.import_class(CONF.volume_manager)
+        except (ImportError, ValueError):
+            return
+        if not issubclass(chosen, manager.VolumeManager):
+            LOG.warning("volume_manager is %(chosen)s: the pools' "
+                        "allocated_capacity_gb will read below the sizes "
+                        "Cinder records, since this driver records the "
+                        "array size and makes image-volume cache volumes "
+                        "itself. Set volume_manager = %(ours)s in "
+                        "[DEFAULT] to report the database's figure.",
+                        {"chosen": CONF.volume_manager,
+                         "ours": manager.CLASS_PATH})
 
     # -- helpers -----------------------------------------------------------
 

@@ -38,10 +38,12 @@ from cinder.volume.drivers.san import san
 from cinder.volume import manager as volume_manager
 from cinder.volume import volume_utils
 import fixtures
+from oslo_config import cfg
 from oslo_utils import importutils
 from oslo_utils import units
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import manager as our_manager
 from powerflex_cache_driver import options as our_options
 from powerflex_cache_driver import simulator
 from tests.functional import gateway
@@ -52,6 +54,9 @@ from tests.functional import sdc
 
 STOCK = "cinder.volume.drivers.dell_emc.powerflex.driver.PowerFlexDriver"
 OURS = "powerflex_cache_driver.driver.PowerFlexCacheDriver"
+CINDER_MANAGER = "cinder.volume.manager.VolumeManager"
+MANAGERS = {STOCK: CINDER_MANAGER, OURS: our_manager.CLASS_PATH}
+"""The ``volume_manager`` each driver's documentation asks for."""
 
 BACKEND = "powerflex"
 SERVICE_HOST = "cinder-functional@%s" % BACKEND
@@ -70,11 +75,12 @@ QUOTA_DEFAULTS = {"quota_volumes": 200, "quota_snapshots": 200,
 
 def start_volume_manager(admin_ctx: Any, host: str,
                          cluster: Optional[str] = None) -> Any:
-    """Register a cinder-volume service and start its VolumeManager.
+    """Register a cinder-volume service and start its volume manager.
 
-    The steps cinder-volume takes at start-up: the service record,
-    ``init_host`` (driver ``do_setup`` and ``check_for_setup_error``
-    against the simulator) and ``init_host_with_rpc``.
+    The steps cinder-volume takes at start-up: the service record, the
+    manager class ``volume_manager`` names, ``init_host`` (driver
+    ``do_setup`` and ``check_for_setup_error`` against the simulator) and
+    ``init_host_with_rpc``.
     """
     service = objects.Service(
         context=admin_ctx, host=host, cluster_name=cluster,
@@ -83,8 +89,8 @@ def start_volume_manager(admin_ctx: Any, host: str,
         rpc_current_version=volume_manager.VolumeManager.RPC_API_VERSION,
         object_current_version=objects_base.OBJ_VERSIONS.get_current())
     service.create()
-    manager = volume_manager.VolumeManager(host=host, service_name=BACKEND,
-                                           cluster=cluster)
+    manager_class = importutils.import_class(cfg.CONF.volume_manager)
+    manager = manager_class(host=host, service_name=BACKEND, cluster=cluster)
     manager.init_host(added_to_cluster=None, service_id=service.id)
     if not manager.driver.initialized:
         raise RuntimeError("driver %s of %s did not initialize against the "
@@ -128,6 +134,9 @@ class CloudMixin:
 
     BACKEND_OPTIONS: dict[str, Any] = {}
     """Options of the ``[powerflex]`` section set after the defaults."""
+
+    VOLUME_MANAGER: Optional[str] = None
+    """``volume_manager``; by default the one of :data:`MANAGERS`."""
 
     # -- construction --------------------------------------------------------
 
@@ -179,6 +188,8 @@ class CloudMixin:
             "cinder_internal_tenant_project_id": INTERNAL_PROJECT_ID,
             "cinder_internal_tenant_user_id": INTERNAL_USER_ID,
             "reinit_driver_count": 0,
+            "volume_manager": (self.VOLUME_MANAGER or
+                               MANAGERS[driver_path]),
         }
         defaults.update(QUOTA_DEFAULTS)
         for name, value in defaults.items():

@@ -140,8 +140,12 @@ class Cloud:
                       + list(layout.SERVICE_PACKAGES), "pip install")
             with open(marker, "w") as handle:
                 handle.write(wanted)
+        # Built without isolation, with the virtualenv's setuptools, pbr
+        # and wheel: an isolated build downloads them from the index on
+        # every up (a truncated download failed an up here).
         self._run([self.layout.venv_bin("pip"), "install", "-q",
-                   "--no-deps", "--force-reinstall", self.layout.root],
+                   "--no-deps", "--force-reinstall", "--no-build-isolation",
+                   self.layout.root],
                   "pip install powerflex-cache-driver")
         self._run([self.layout.venv_bin("pip"), "check"], "pip check")
 

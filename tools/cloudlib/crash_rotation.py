@@ -32,7 +32,8 @@
    mapping, quota and row);
 6. everything deleted: quota usage equals the records (the project's and
    the internal tenant's), the array holds only what Cinder knows, nothing
-   is mapped to the SDC.
+   is mapped to the SDC, and each pool's ``allocated_capacity_gb`` the
+   scheduler reports equals the sizes Cinder records in it.
 
 Exit 0 only if every check held; the figures are printed.
 """
@@ -57,6 +58,8 @@ HOLD_SECONDS = 120
 """How long the simulator holds the unmap before dropping it unanswered;
 Cinder's REST client gives up after 30 s, the kill comes within seconds."""
 WAIT_SECONDS = 240
+STATS_SECONDS = 90
+"""A stats report of each service (every 60 s) reaches the scheduler."""
 ROTATING = "vtree of image-volume cache entry"
 
 
@@ -262,6 +265,7 @@ class Scenario:
                         if record.get("mappedSdcInfo"))
         self.figures["mapped_at_end"] = len(mapped)
         self.check(not mapped, "array volumes still mapped: %s" % mapped)
+        self.check_allocated_capacity()
 
     def check_array_matches_db(self, when: str) -> None:
         """Array volumes and Cinder's rows name each other."""
@@ -279,6 +283,34 @@ class Scenario:
             "'error_deleting');")}
         self.check(settled <= array, "%s: rows whose array volume is "
                    "missing: %s" % (when, sorted(settled - array)))
+
+    def check_allocated_capacity(self) -> None:
+        """Each pool's allocated_capacity_gb equals its recorded sizes.
+
+        What the scheduler reports (``cinder get-pools --detail``) against
+        the sum of the sizes of the pool's volumes in the database; waits
+        for the services' stats to reach the scheduler.
+        """
+        def pools() -> tuple[dict[str, int], dict[str, int]]:
+            answer = self.admin.get(
+                "cinder", "/v3/scheduler-stats/get_pools?detail=True")
+            reported = {pool["name"].rpartition("#")[2]:
+                        int(pool["capabilities"]["allocated_capacity_gb"])
+                        for pool in answer["pools"]}
+            recorded = {name: 0 for name in reported}
+            recorded.update({name: int(size) for name, size in self.sql(
+                "SELECT SUBSTRING_INDEX(host, '#', -1), SUM(size) FROM "
+                "cinder.volumes WHERE deleted = 0 GROUP BY 1;")})
+            return reported, recorded
+
+        deadline = time.monotonic() + STATS_SECONDS
+        reported, recorded = pools()
+        while reported != recorded and time.monotonic() < deadline:
+            time.sleep(5)
+            reported, recorded = pools()
+        self.figures["allocated_capacity_gb"] = reported
+        self.check(reported == recorded, "allocated_capacity_gb reported "
+                   "%s, the volumes record %s" % (reported, recorded))
 
     def check_quota(self, project_id: str, who: str) -> None:
         """The project's usage of volumes and gigabytes equals its rows."""

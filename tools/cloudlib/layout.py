@@ -54,6 +54,11 @@ DRIVERS = {
     "ours": "powerflex_cache_driver.driver.PowerFlexCacheDriver",
     "stock": "cinder.volume.drivers.dell_emc.powerflex.driver.PowerFlexDriver",
 }
+MANAGERS = {
+    "ours": "powerflex_cache_driver.manager.VolumeManager",
+    "stock": "cinder.volume.manager.VolumeManager",
+}
+"""``volume_manager`` for each driver, as its documentation asks."""
 
 SERVICE_PACKAGES = (
     "cinder==29.0.0",
@@ -65,6 +70,9 @@ SERVICE_PACKAGES = (
     "PyMySQL",
     "gunicorn",
     "redis",
+    # This package is built from the checkout with the virtualenv's own
+    # setuptools and pbr (no build isolation): wheel is what that needs.
+    "wheel",
 )
 """What the services' virtualenv holds besides this package."""
 
