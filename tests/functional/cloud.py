@@ -62,6 +62,10 @@ BACKEND = "powerflex"
 SERVICE_HOST = "cinder-functional@%s" % BACKEND
 PROTECTION_DOMAIN = "PD1"
 POOL = "%s:SP1" % PROTECTION_DOMAIN
+SECOND_POOL = "%s:SP2" % PROTECTION_DOMAIN
+"""The simulator's other pool (served with :data:`TWO_POOLS`)."""
+TWO_POOLS = {"powerflex_storage_pools": "%s,%s" % (POOL, SECOND_POOL)}
+"""``BACKEND_OPTIONS`` of a backend serving both pools."""
 SDC_GUID = simulator.DEFAULT_SDC_GUID
 
 PROJECT_ID = "7b0f3c2e-1d0a-4c59-9a53-4f1d2a6b0c11"

@@ -40,7 +40,6 @@ from tests.functional import cloud
 
 GIB = units.Gi
 MIB = units.Mi
-SECOND_POOL = "PD1:SP2"
 SNAPSHOT_LIMIT = 3
 """A vtree of the cache entry plus three snapshots is full."""
 
@@ -49,8 +48,7 @@ class AllocatedCapacityScenario:
     """Create, clone, rotate and delete; the figure after each step."""
 
     SIMULATOR_OPTIONS = {"snapshot_limit": SNAPSHOT_LIMIT}
-    BACKEND_OPTIONS = {"powerflex_storage_pools": "%s,%s" % (cloud.POOL,
-                                                             SECOND_POOL)}
+    BACKEND_OPTIONS = cloud.TWO_POOLS
 
     def reported(self) -> dict[str, int]:
         """Each pool's allocated_capacity_gb as published to schedulers."""
@@ -60,7 +58,7 @@ class AllocatedCapacityScenario:
 
     def recorded(self) -> dict[str, int]:
         """Each pool's sum of the sizes Cinder records for its volumes."""
-        sums = collections.Counter({cloud.POOL: 0, SECOND_POOL: 0})
+        sums = collections.Counter({cloud.POOL: 0, cloud.SECOND_POOL: 0})
         for volume in objects.VolumeList.get_all(self.admin_ctx):
             sums[volume_utils.extract_host(volume.host, "pool")] += (
                 volume.size)
@@ -84,8 +82,8 @@ class AllocatedCapacityScenario:
             volume, _unused = self.create_volume(10, image_id=meta["id"])
             from_image.append(volume)
             step("from image, %d" % len(from_image))
-        other, _unused = self.create_volume(10, pool=SECOND_POOL)
-        step("blank 10 GiB in %s" % SECOND_POOL)
+        other, _unused = self.create_volume(10, pool=cloud.SECOND_POOL)
+        step("blank 10 GiB in %s" % cloud.SECOND_POOL)
         clone, _unused = self.create_volume(16, source_volume=other)
         step("clone")
         snapshot, _unused = self.create_snapshot(clone)
@@ -116,12 +114,12 @@ class TestAllocatedCapacityOurs(AllocatedCapacityScenario,
         # pools held volumes, and nothing is left.
         self.assertEqual(1, len(copies))
         peak = {pool: max(recorded[pool] for _n, _r, recorded in figures)
-                for pool in (cloud.POOL, SECOND_POOL)}
+                for pool in (cloud.POOL, cloud.SECOND_POOL)}
         # Four 16 GiB volumes and the 8 GiB entry; in the second pool 30
         # (extended), 16 and 24 GiB.
         self.assertEqual({cloud.POOL: 16 * (SNAPSHOT_LIMIT + 1) + 8,
-                          SECOND_POOL: 70}, peak)
-        self.assertEqual({cloud.POOL: 0, SECOND_POOL: 0}, figures[-1][2])
+                          cloud.SECOND_POOL: 70}, peak)
+        self.assertEqual({cloud.POOL: 0, cloud.SECOND_POOL: 0}, figures[-1][2])
 
 
 class TestAllocatedCapacityCinderManager(AllocatedCapacityScenario,
@@ -135,9 +133,9 @@ class TestAllocatedCapacityCinderManager(AllocatedCapacityScenario,
         name, reported, recorded = figures[2]
         self.assertEqual("blank deleted", name)
         # 10 GiB added for the request, the recorded 16 subtracted.
-        self.assertEqual({cloud.POOL: -6, SECOND_POOL: 0}, reported)
-        self.assertEqual({cloud.POOL: 0, SECOND_POOL: 0}, recorded)
+        self.assertEqual({cloud.POOL: -6, cloud.SECOND_POOL: 0}, reported)
+        self.assertEqual({cloud.POOL: 0, cloud.SECOND_POOL: 0}, recorded)
         _name, reported, recorded = figures[-1]
-        self.assertEqual({cloud.POOL: 0, SECOND_POOL: 0}, recorded)
+        self.assertEqual({cloud.POOL: 0, cloud.SECOND_POOL: 0}, recorded)
         self.assertLess(reported[cloud.POOL], -6)
-        self.assertLess(reported[SECOND_POOL], 0)
+        self.assertLess(reported[cloud.SECOND_POOL], 0)

@@ -34,20 +34,20 @@ location names a volume in SP1.
 from oslo_utils import units
 
 from tests.functional import base
+from tests.functional import cloud
 
 GIB = units.Gi
 MIB = units.Mi
 VIRTUAL_SIZE = 1 * GIB
 PIECES = [(0, MIB), (VIRTUAL_SIZE // 2, MIB)]
-SOURCE_POOL = "PD1:SP1"
-TARGET_POOL = "PD1:SP2"
+SOURCE_POOL = cloud.POOL
+TARGET_POOL = cloud.SECOND_POOL
 
 
 class CrossPoolScenario:
     """A clone into another pool, for the driver of the concrete class."""
 
-    BACKEND_OPTIONS = {"powerflex_storage_pools": "%s,%s" % (SOURCE_POOL,
-                                                             TARGET_POOL)}
+    BACKEND_OPTIONS = cloud.TWO_POOLS
 
     def test_clone_into_another_pool(self) -> None:
         """1 GiB source in SP1, 10 GiB clone placed in SP2."""

@@ -59,8 +59,8 @@ GIB = units.Gi
 MIB = units.Mi
 IMAGE_SIZE = 1 * GIB
 PIECES = [(0, MIB), (IMAGE_SIZE // 2, MIB)]
-SOURCE_POOL = "PD1:SP1"
-OTHER_POOL = "PD1:SP2"
+SOURCE_POOL = cloud.POOL
+OTHER_POOL = cloud.SECOND_POOL
 
 READ_TIMEOUT = 2.5
 """The REST client's read timeout in the rows that provoke one (seconds);
@@ -412,8 +412,7 @@ ROWS = [
 class FaultMatrix(base.OurDriverTestCase):
     """One test per row of :data:`ROWS`."""
 
-    BACKEND_OPTIONS = {"powerflex_storage_pools": "%s,%s" % (SOURCE_POOL,
-                                                             OTHER_POOL)}
+    BACKEND_OPTIONS = cloud.TWO_POOLS
 
     def setUp(self) -> None:
         super().setUp()

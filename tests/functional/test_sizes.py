@@ -54,8 +54,8 @@ BIG_VIRTUAL_SIZE = 60 * GIB
 BIG_PIECES = [(0, MIB), (BIG_VIRTUAL_SIZE - MIB, MIB)]
 SMALL_VIRTUAL_SIZE = 1 * GIB
 SMALL_PIECES = [(0, MIB), (SMALL_VIRTUAL_SIZE // 2, MIB)]
-SOURCE_POOL = "PD1:SP1"
-TARGET_POOL = "PD1:SP2"
+SOURCE_POOL = cloud.POOL
+TARGET_POOL = cloud.SECOND_POOL
 
 TAIL_OFFSET = 16 * GIB - 3 * MIB + 4096
 """Where the guest writes in a 16 GiB disk: the last GiB, past 10 GiB."""
@@ -112,8 +112,7 @@ tenant's usage)."""
 class SizesScenario:
     """Sizes and quota along every create path, for one driver."""
 
-    BACKEND_OPTIONS = {"powerflex_storage_pools": "%s,%s" % (SOURCE_POOL,
-                                                             TARGET_POOL)}
+    BACKEND_OPTIONS = cloud.TWO_POOLS
 
     # -- helpers --------------------------------------------------------------
 
