@@ -125,7 +125,6 @@ class FakeGateway:
         ("GET", r"/api/types/ReplicationPair/instances$", "getPairs"),
         ("POST", r"/api/instances/ReplicationPair::(\w+)/action/"
          r"removeReplicationPair", "removePair"),
-
         ("GET", r"/api/instances/VTree::(\w+)/relationships/Statistics",
          "getVTreeStatistics"),
     ]

@@ -102,6 +102,18 @@ class CloneImageFixtures:
         return driver.clone_image(self.project_ctx.elevated(), volume,
                                   location, image_meta, None)
 
+    def rotate(self, driver, image_meta):
+        """Clone a 60 GiB volume from an entry whose vtree is full.
+
+        The rotation's host copy and Cinder's delete of the replaced entry
+        are mocked. Returns clone_image's answer and the copy's mock.
+        """
+        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
+        with mock.patch("cinder.volume.api.API.delete"), \
+                mock.patch.object(driver, "copy_volume_data_sparse") as copy:
+            answer = self.clone(driver, self.new_volume(60), image_meta)
+        return answer, copy
+
     def internal_volumes(self):
         return [v for v in objects.VolumeList.get_all(self.ctx)
                 if v.project_id == INTERNAL_PROJECT]
@@ -280,12 +292,7 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         db_api.volume_admin_metadata_update(
             self.ctx, entry_volume.id,
             {image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi)}, False)
-        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
-        with mock.patch("cinder.volume.api.API.delete"), \
-                mock.patch.object(driver,
-                                  "copy_volume_data_sparse") as copy:
-            model_update, cloned = self.clone(driver, self.new_volume(60),
-                                              image_meta)
+        (_unused, cloned), copy = self.rotate(driver, image_meta)
         self.assertTrue(cloned)
         self.assertEqual(3 * units.Gi, copy.call_args.args[3])
         [new] = [v for v in self.internal_volumes()
@@ -297,11 +304,7 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         driver = self.driver()
         image_meta = self.image()
         self.cache_entry(image_meta)
-        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
-        with mock.patch("cinder.volume.api.API.delete"), \
-                mock.patch.object(driver,
-                                  "copy_volume_data_sparse") as copy:
-            self.clone(driver, self.new_volume(60), image_meta)
+        _unused, copy = self.rotate(driver, image_meta)
         self.assertIsNone(copy.call_args.args[3])
 
     def test_rotation_gives_up_when_entry_removed_meanwhile(self):
@@ -539,7 +542,8 @@ class HalfMadePurge(CloneImageFixtures, base.DriverTestCase):
     def _internal(self, status, image_id, marked=True, host=base.HOST):
         internal = context.get_internal_tenant_context()
         volume = self.db_volume(internal, 8, 8, host=host, status=status,
-                                display_name="image-%s" % image_id)
+                                display_name=half_made.display_name(
+                                    image_id))
         if marked:
             half_made.mark(db_api, internal, volume, image_id)
         return volume.id
@@ -590,10 +594,7 @@ class HalfMadePurge(CloneImageFixtures, base.DriverTestCase):
         driver = self.driver()
         image_meta = self.image()
         self.cache_entry(image_meta)
-        self.gateway.fail("snapshotVolumes", *VTREE_FULL)
-        with mock.patch("cinder.volume.api.API.delete"), \
-                mock.patch.object(driver, "copy_volume_data_sparse"):
-            self.clone(driver, self.new_volume(60), image_meta)
+        self.rotate(driver, image_meta)
         made = [v for v in self.internal_volumes()
                 if half_made.MADE_FOR_KEY in v.admin_metadata]
         self.assertEqual(1, len(made))
