@@ -34,7 +34,7 @@ sizes of the pool's volumes. It applies to every backend of the service
 and does nothing else.
 """
 
-from typing import Any, Optional
+from typing import Any
 
 from cinder import context as cinder_context
 from cinder import objects
@@ -49,22 +49,19 @@ CLASS_PATH = "powerflex_cache_driver.manager.VolumeManager"
 
 
 def pool_allocated_gib(ctxt: Any, backend: str, clustered: bool,
-                       pool: str) -> Optional[int]:
+                       pool: str) -> int:
     """Sum the recorded sizes of a pool's volumes in Cinder's database.
 
     :param backend: the service's host (``host@backend``), or its cluster
         (``cluster@backend``) when clustered: the volumes of a cluster may
         carry the host of any of its services.
     :param pool: the pool name the driver reports.
-    :returns: GiB, or None when the database does not answer.
     """
     field = "cluster_name" if clustered else "host"
     filters = {field: volume_utils.append_host(backend, pool)}
-    summary = objects.VolumeList.get_volume_summary(ctxt, False,
-                                                    filters=filters)
-    if not summary:
-        return None
-    return int(summary[1] or 0)
+    _count, size, _metadata = objects.VolumeList.get_volume_summary(
+        ctxt, False, filters=filters)
+    return int(size)
 
 
 class VolumeManager(manager.VolumeManager):
@@ -93,8 +90,6 @@ class VolumeManager(manager.VolumeManager):
                 LOG.exception("Could not count the allocated capacity of "
                               "pool %s in the database; reporting the "
                               "running count.", name)
-                continue
-            if counted is None:
                 continue
             stats = self.stats["pools"].setdefault(
                 name, {"allocated_capacity_gb": 0})
