@@ -326,7 +326,7 @@ class Cloud:
         with open(os.path.join(filters, "cloud.filters"), "w") as handle:
             handle.write(extra_filters)
         os.makedirs(lay.path("cinder", "conversion"), exist_ok=True)
-        main = configs.write(os.path.join(conf_dir, "cinder.conf"),
+        main = configs.write(self._cinder_conf(),
                              configs.cinder(
                                  lay, database=database, transport=transport,
                                  coordination=coordination, password=password,
@@ -349,6 +349,9 @@ class Cloud:
         procs.wait_for_http(layout.url("cinder"), 90, self.table,
                             "cinder-api")
 
+    def _cinder_conf(self) -> str:
+        return self.layout.path("etc", "cinder", "cinder.conf")
+
     def _volume_host_conf(self, host: str) -> str:
         return self.layout.path("etc", "cinder", "%s.conf" % host)
 
@@ -364,7 +367,7 @@ class Cloud:
                    **sdc.shim_env(shim, layout.SDC_GUID))
         self.table.start("cinder-volume-%d" % number, [
             lay.venv_bin("cinder-volume"), "--config-file",
-            lay.path("etc", "cinder", "cinder.conf"), "--config-file",
+            self._cinder_conf(), "--config-file",
             self._volume_host_conf(host)], env=env)
 
     def _wait_for_volume_services(self, description: dict[str, Any]) -> None:
