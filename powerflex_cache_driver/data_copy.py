@@ -90,17 +90,38 @@ class CopyStats:
         return self.bytes_total / units.Mi / max(self.seconds, 1e-6)
 
 
+class SourceEndedEarly(OSError):
+    """The source ended before the length measured for the copy.
+
+    A device that went away or shrank during the copy (an SDC or NVMe
+    volume unmapped, a loop device resized): what was not read would be
+    left unwritten in the destination.
+    """
+
+    def __init__(self, reached: int, length: int) -> None:
+        super().__init__(errno.EIO, "source ended at byte %d of %d" %
+                         (reached, length))
+        self.reached = reached
+        self.length = length
+
+
 def _next_data(src: BinaryIO, offset: int, end: int) -> int:
     """Offset of the next data at or after ``offset`` (``end`` if none).
 
     Uses ``SEEK_DATA``, so holes of a sparse source are not even read. Where
     the source cannot tell (a block device reports everything as data, some
     file systems refuse), the answer is ``offset`` and the copy reads on.
+    ``ENXIO`` means no data up to the source's end; a source whose end is
+    now below ``end`` has shrunk, and the answer is that end (not below
+    ``offset``), where the next read finds nothing and fails the copy.
     """
     try:
         return min(os.lseek(src.fileno(), offset, os.SEEK_DATA), end)
     except OSError as error:
-        return end if error.errno == errno.ENXIO else offset
+        if error.errno != errno.ENXIO:
+            return offset
+        source_end = os.lseek(src.fileno(), 0, os.SEEK_END)
+        return max(offset, min(source_end, end))
     except (AttributeError, io.UnsupportedOperation):
         return offset
 
@@ -223,8 +244,9 @@ def _read_ahead(src: BinaryIO, read: Callable[[memoryview, int], int],
     """Reader thread: fill the free buffers with the next chunks, in order.
 
     Puts ``(offset, count, index)`` on ``filled`` per chunk, the exception
-    if one stops it, and at the end the offset reached (an ``int``: holes
-    skipped at the end of the source count as copied). A None from
+    if one stops it (:class:`SourceEndedEarly` when a read finds nothing
+    before ``length``), and at the end the offset reached (an ``int``:
+    holes skipped at the end of the source count as copied). A None from
     ``free`` cancels.
     """
     chunk = len(views[0])
@@ -246,7 +268,7 @@ def _read_ahead(src: BinaryIO, read: Callable[[memoryview, int], int],
                 return
             count = min(read(views[index][:want], offset), size)
             if not count:
-                return
+                raise SourceEndedEarly(offset, length)
             filled.put((offset, count, index))
             offset += count
     except BaseException as error:
@@ -317,6 +339,8 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int,
     (or the chunk, if smaller) that are all zero are not written: the
     destination must already read back zeros there, as a new volume in a
     zero-padded PowerFlex pool does.
+
+    :raises SourceEndedEarly: ``src`` ended before ``length`` bytes.
     """
     stats = CopyStats()
     src_fd, dst_fd = _fileno(src), _fileno(dst)
@@ -341,6 +365,8 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int,
             buffer.close()
         except BufferError:
             pass  # still viewed by an exception's frames; freed with them
+    if offset < length:
+        raise SourceEndedEarly(offset, length)
     stats.bytes_total = offset
     stats.seconds = time.monotonic() - started
     return stats
@@ -389,7 +415,8 @@ class HostAssistedCopy:
             the destination reads back zeros (``skip_zeros``), only that
             much is copied.
         :raises VolumeBackendAPIException: the destination is smaller than
-            the source.
+            the source, or the source ended before the size measured at the
+            start of the copy.
         """
         properties = self._connector_properties()
         src_attach = self._attach(context, src_volume, properties)
@@ -409,8 +436,19 @@ class HostAssistedCopy:
                             "src_size": length, "dst_size": dst_length})
                 if skip_zeros and data_bytes is not None:
                     length = min(length, data_bytes)
-                stats = self._copy_devices(src_path, dst_path, length,
-                                           skip_zeros)
+                try:
+                    stats = self._copy_devices(src_path, dst_path, length,
+                                               skip_zeros)
+                except SourceEndedEarly as error:
+                    raise exception.VolumeBackendAPIException(data=_(
+                        "Copy of volume %(src)s into volume %(dst)s failed: "
+                        "the source ended at byte %(reached)d of the "
+                        "%(length)d measured when the copy started (its "
+                        "device went away or shrank); the destination "
+                        "is incomplete.") % {
+                            "src": src_volume.id, "dst": dst_volume.id,
+                            "reached": error.reached,
+                            "length": error.length}) from error
             finally:
                 self._detach(context, dst_attach, dst_volume, properties)
         finally:

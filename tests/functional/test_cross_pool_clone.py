@@ -31,8 +31,13 @@ takes: a volume created in SP2 from a raw image whose ``cinder://``
 location names a volume in SP1.
 """
 
+import os
+
+import fixtures
 from oslo_utils import units
 
+from powerflex_cache_driver import data_copy
+from powerflex_cache_driver.simulator import loop
 from tests.functional import base
 from tests.functional import cloud
 
@@ -163,3 +168,57 @@ class TestCrossPoolStock(CrossPoolScenario, base.StockDriverTestCase):
 
 class TestCrossPoolOurs(CrossPoolScenario, base.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
+
+    def shrink_source_after_first_read(self, backing_path: str) -> None:
+        """Cut the source to 1 MiB once the copy has read its first chunk.
+
+        As when its device goes away or shrinks during the copy; a loop
+        device standing for it is made to see the new size.
+        """
+        real_reader = data_copy._fd_reader
+        shrunk = []
+
+        def reader(fd: int):
+            read = real_reader(fd)
+
+            def read_then_shrink(buf, offset):
+                count = read(buf, offset)
+                if not shrunk:
+                    shrunk.append(offset)
+                    os.truncate(backing_path, MIB)
+                    for device in loop.devices_of(backing_path):
+                        loop.refresh(device)
+                return count
+            return read_then_shrink
+
+        self.useFixture(fixtures.MonkeyPatch(
+            "powerflex_cache_driver.data_copy._fd_reader", reader))
+
+    def test_source_shrunk_during_the_copy_fails_the_clone(self) -> None:
+        """Issue 20 item 2: a copy whose source ends early is no clone.
+
+        The source holds data at 0 and 512 MiB; it shrinks to 1 MiB once
+        the copy has read its first chunk. Before the fix the copy
+        returned with what it had read and the clone was ``available``
+        without the data at 512 MiB. Now the create fails, the new array
+        volume is removed and its quota given back.
+        """
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        source, _unused = self.create_volume(1, image_id=meta["id"])
+        before = set(self.sim.array.volumes)
+        start = self.quota_usage()
+        self.shrink_source_after_first_read(
+            self.array_volume(source.provider_id).backing_path)
+
+        clone, recorded = self.create_volume(10, source_volume=source,
+                                             pool=TARGET_POOL,
+                                             expect_status="error")
+        self.assertEqual(1, recorded.counts()["createVolume"])
+        self.assertEqual(1, recorded.counts()["removeVolume"])
+        self.assertIsNone(clone.provider_id)
+        self.assertEqual(before, set(self.sim.array.volumes))
+        self.assertEqual(start["gigabytes"] + 10,
+                         self.quota_usage()["gigabytes"])
+        self.delete_volume(clone)
+        self.assertEqual(start, self.quota_usage())
+        self.assert_array_matches_db()

@@ -88,6 +88,46 @@ class CopyStream(testtools.TestCase):
         self.assertEqual(3 * MIB + 5, stats.bytes_read)
         self.assertEqual(b"\0" * 5, self.read(self.dst)[3 * MIB:3 * MIB + 5])
 
+    def assertShrunkSourceFails(self, skip_zeros):
+        """Issue 20 item 2: a source that ends early is not a success.
+
+        The source (64 MiB, data at 3 and 40 MiB) shrinks to 8 MiB after
+        the first chunk is read, as a volume whose device goes away does.
+        The copy used to return ``bytes_total`` 8 MiB (64 MiB when zeros
+        are skipped) with no error, the destination past 8 MiB unwritten.
+        """
+        shrink_after_first_read(self, lambda: os.truncate(self.src, 8 * MIB))
+        error = self.assertRaises(data_copy.SourceEndedEarly, self.copy,
+                                  skip_zeros)
+        self.assertEqual(64 * MIB, error.length)
+        self.assertEqual(8 * MIB, error.reached)
+
+    def test_source_shrunk_during_a_full_copy_fails_it(self):
+        self.assertShrunkSourceFails(skip_zeros=False)
+
+    def test_source_shrunk_during_a_sparse_copy_fails_it(self):
+        self.assertShrunkSourceFails(skip_zeros=True)
+
+
+def shrink_after_first_read(test, shrink):
+    """Call ``shrink`` once the copy has read its first chunk."""
+    real_reader = data_copy._fd_reader
+
+    def reader(fd):
+        read = real_reader(fd)
+        calls = []
+
+        def read_then_shrink(buf, offset):
+            count = read(buf, offset)
+            if not calls:
+                calls.append(offset)
+                shrink()
+            return count
+        return read_then_shrink
+
+    test.useFixture(fixtures.MonkeyPatch(
+        "powerflex_cache_driver.data_copy._fd_reader", reader))
+
 
 class _Config:
     def __init__(self, blocksize):
@@ -222,6 +262,28 @@ class DeviceCopy(testtools.TestCase):
         self.assertFalse(stats.direct_read)
         self.assertFalse(stats.direct_write)
         self.assertEqual(bytes(self.expected), self.read(self.dst))
+
+    def test_source_device_shrunk_during_the_copy_fails_it(self):
+        """Issue 20 item 2, on a block device resized under the copy.
+
+        The source's backing file is cut to 8 MiB and the loop device made
+        to see it (``losetup -c``), as when an SDC or NVMe volume goes
+        away: reads past 8 MiB then find nothing.
+        """
+        backing = (self.src if self.loop_refused is not None
+                   else loop.backing_file(self.src))
+
+        def shrink():
+            os.truncate(backing, 8 * MIB)
+            if self.loop_refused is None:
+                loop.refresh(self.src)
+
+        shrink_after_first_read(self, shrink)
+        error = self.assertRaises(data_copy.SourceEndedEarly,
+                                  self.copier._copy_devices, self.src,
+                                  self.dst, self.SIZE, False)
+        self.assertEqual(self.SIZE, error.length)
+        self.assertLessEqual(error.reached, 8 * MIB)
 
     def test_other_open_errors_propagate(self):
         self.assertRaises(FileNotFoundError, self.copier._copy_devices,
