@@ -55,11 +55,11 @@ from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import excutils
-from oslo_utils import fileutils
 from oslo_utils import timeutils
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import half_made
+from powerflex_cache_driver import image_download
 from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver import options
 from powerflex_cache_driver import sizing
@@ -77,9 +77,13 @@ made here, not left to Cinder: Cinder's path would create the volume
 through the driver, then set its size back to the requested one, below
 what the array holds."""
 
-IMAGE_BYTES_KEY = "powerflex_cache_image_bytes"
-"""Admin metadata of a cache volume made here: the image's virtual size in
-bytes. Past it the volume holds only zeros, so a rotation copies no more."""
+IMAGE_BYTES_KEY = "powerflex_cache_written_bytes"
+"""Admin metadata of a cache volume made here: the bytes written into it,
+the virtual size of the image once unpacked (:mod:`.image_download`). Past
+it the volume holds only zeros, so a rotation copies no more, and no
+request smaller than it is served from the entry. (Earlier releases
+recorded ``powerflex_cache_image_bytes``, measured before a compressed
+image was unpacked: it is not read, and such an entry is copied whole.)"""
 
 IMAGE_CHECK_ERRORS = (
     exception.ImageTooBig,
@@ -133,13 +137,20 @@ def same_backend(volume_a: Any, volume_b: Any) -> bool:
     """Whether two volumes are served by the same Cinder backend.
 
     In a cluster the cluster name stands for the host; both carry the pool
-    (``cluster@backend#pool``), which is left out here.
+    (``cluster@backend#pool``), which is left out here. A clustered volume
+    and one that is not are never on the same backend, and a volume with
+    neither host nor cluster (never placed) is on none: the answers
+    Cinder's own ``cinder://`` clone gets from filtering the database by
+    the new volume's cluster or host.
     """
     if volume_a.cluster_name or volume_b.cluster_name:
-        return (volume_utils.extract_host(volume_a.cluster_name, "backend") ==
-                volume_utils.extract_host(volume_b.cluster_name, "backend"))
-    return (volume_utils.extract_host(volume_a.host, "backend") ==
-            volume_utils.extract_host(volume_b.host, "backend"))
+        hosts = (volume_a.cluster_name, volume_b.cluster_name)
+    else:
+        hosts = (volume_a.host, volume_b.host)
+    if not all(hosts):
+        return False
+    return (volume_utils.extract_host(hosts[0], "backend") ==
+            volume_utils.extract_host(hosts[1], "backend"))
 
 
 def same_pool(volume_a: Any, volume_b: Any) -> bool:
@@ -254,6 +265,9 @@ class ImageCloner:
 
         A stale entry (the image changed since) is removed, as Cinder's
         cache removes it.
+
+        :raises ImageUnacceptable: the image the entry holds does not fit
+            the size asked for, as Cinder's download path refuses it.
         """
         image_id = image_meta.get("id")
         entry = self._cache_entry(internal, image_id, volume)
@@ -276,6 +290,10 @@ class ImageCloner:
                      "%(src)s was deleted meanwhile.",
                      {"vol": volume.id, "src": entry["volume_id"]})
             return None
+        written = self._image_bytes(internal, source)
+        if written is not None:
+            # The check of Cinder's download path, on what the entry holds.
+            image_utils.check_virtual_size(written, volume.size, image_id)
         return entry, source
 
     def _from_cache(self, context: Any, volume: Any, image_location: Any,
@@ -302,12 +320,15 @@ class ImageCloner:
                     result = self._clone_entry(internal, volume, found,
                                                image_meta)
                 if result is None:
-                    result = self._download_and_clone(
+                    return self._download_and_clone(
                         context, internal, volume, image_location,
                         image_meta, image_service)
         if result is DOWNLOAD:
-            return self._download_into(context, volume, image_location,
-                                       image_meta, image_service), True
+            with image_download.download(context, volume, image_meta,
+                                         image_service,
+                                         self.driver.db) as image:
+                return self._copy_into(context, volume, image_location,
+                                       image_meta, image), True
         return result
 
     def _clone_entry(self, internal: Any, volume: Any,
@@ -428,34 +449,22 @@ class ImageCloner:
 
     def _download_and_clone(self, context: Any, internal: Any, volume: Any,
                             image_location: Any, image_meta: dict,
-                            image_service: Any) -> Any:
+                            image_service: Any
+                            ) -> tuple[Optional[dict], bool]:
         """Download an image into a new cache entry and clone it.
 
-        The entry is made at the image's virtual size (rounded up to the
-        array granularity), so it and every clone record what the array
-        holds. Cinder's checks apply as on its own path: room in
-        ``image_conversion_dir`` for the download, the image signature, the
-        virtual size against the volume size, the conversion rules. When
-        the cache has no room, or the entry cannot be made, the image goes
-        straight into the volume.
+        The image is downloaded once, with Cinder's checks
+        (:mod:`.image_download`). The entry is made at the virtual size of
+        what is written (rounded up to the array granularity), so it and
+        every clone record what the array holds. When the cache has no
+        room, the entry cannot be made or cloned, the image goes straight
+        into the volume, from the same download.
         """
         image_id = image_meta["id"]
-        if CONF.image_conversion_dir:
-            fileutils.ensure_tree(CONF.image_conversion_dir)
-        image_utils.check_available_space(CONF.image_conversion_dir,
-                                          image_meta["size"], image_id)
-        backend_name = volume_utils.extract_host(volume.service_topic_queue)
-        with image_utils.TemporaryImages.fetch(
-                image_service, context, image_id, backend_name) as tmp_image:
-            if CONF.verify_glance_signatures != "disabled":
-                verified = image_utils.verify_glance_image_signature(
-                    context, image_service, image_id, tmp_image)
-                self.driver.db.volume_glance_metadata_bulk_create(
-                    context, volume.id, {"signature_verified": verified})
-            image_bytes = image_utils.qemu_img_info(tmp_image).virtual_size
-            virtual_gib = image_utils.check_virtual_size(
-                image_bytes, volume.size, image_id)
-            entry_gib = sizing.round_up(max(virtual_gib, 1),
+        with image_download.download(context, volume, image_meta,
+                                     image_service,
+                                     self.driver.db) as image:
+            entry_gib = sizing.round_up(max(image.virtual_gib, 1),
                                         self.driver._granularity())
             entry_volume = self._internal_volume(internal, volume, entry_gib,
                                                  image_id)
@@ -466,15 +475,15 @@ class ImageCloner:
                             "%(img)s; copying the image into the volume.",
                             {"vol": volume.id, "size": entry_gib,
                              "img": image_id})
-                return self._download_into(context, volume, image_location,
-                                           image_meta, image_service), True
+                return self._copy_into(context, volume, image_location,
+                                       image_meta, image), True
             try:
                 self._create_internal_volume(internal, entry_volume,
                                              image_id)
-                self._fill_from_image(context, internal, entry_volume,
-                                      image_location, image_meta,
-                                      image_service)
-                self._make_available(internal, entry_volume, image_bytes)
+                self._fill_from_image(context, entry_volume, image_location,
+                                      image_meta, image)
+                self._make_available(internal, entry_volume,
+                                     image.virtual_bytes)
                 entry = cache.create_cache_entry(internal, entry_volume,
                                                  image_id, image_meta)
             except IMAGE_CHECK_ERRORS:
@@ -486,36 +495,43 @@ class ImageCloner:
                               "copying the image into the volume.",
                               {"vol": volume.id, "img": image_id})
                 self._discard_if_created(internal, entry_volume)
-                return self._download_into(context, volume, image_location,
-                                           image_meta, image_service), True
-        LOG.info("Image %(img)s: new image-volume cache entry %(entry)s of "
-                 "%(size)s GiB (virtual size %(virt)s GiB).",
-                 {"img": image_id, "entry": entry_volume.id,
-                  "size": entry_gib, "virt": virtual_gib})
-        result = self._clone_entry(internal, volume, (entry, entry_volume),
-                                   image_meta)
-        return DOWNLOAD if result is None else result
+                return self._copy_into(context, volume, image_location,
+                                       image_meta, image), True
+            LOG.info("Image %(img)s: new image-volume cache entry %(entry)s "
+                     "of %(size)s GiB (virtual size %(virt)s GiB).",
+                     {"img": image_id, "entry": entry_volume.id,
+                      "size": entry_gib, "virt": image.virtual_gib})
+            result = self._clone_entry(internal, volume,
+                                       (entry, entry_volume), image_meta)
+            if result is None or result is DOWNLOAD:
+                return self._copy_into(context, volume, image_location,
+                                       image_meta, image), True
+            return result
 
-    def _fill_from_image(self, context: Any, internal: Any,
-                         entry_volume: Any,
+    def _fill_from_image(self, context: Any, entry_volume: Any,
                          image_location: Any, image_meta: dict,
-                         image_service: Any) -> None:
+                         image: image_download.DownloadedImage) -> None:
         """Create a new cache volume on the array and copy the image in."""
         entry_volume.update(self.driver.create_volume(entry_volume) or {})
         entry_volume.save()
         volume_utils.copy_image_to_volume(self.driver, context, entry_volume,
                                           image_meta, image_location,
-                                          image_service)
+                                          image.image_service)
 
-    def _download_into(self, context: Any, volume: Any, image_location: Any,
-                       image_meta: dict, image_service: Any) -> dict:
-        """Copy an image straight into ``volume``, as Cinder's path does."""
+    def _copy_into(self, context: Any, volume: Any, image_location: Any,
+                   image_meta: dict,
+                   image: image_download.DownloadedImage) -> dict:
+        """Copy a downloaded image straight into ``volume``.
+
+        As Cinder's download path does, but the size recorded is the
+        array's (the driver's ``create_volume``).
+        """
         model_update = self.driver.create_volume(volume)
         volume.update(model_update)
         volume.save()
         volume_utils.copy_image_to_volume(self.driver, context, volume,
                                           image_meta, image_location,
-                                          image_service)
+                                          image.image_service)
         return model_update
 
     # -- internal-tenant volumes ----------------------------------------------

@@ -263,8 +263,14 @@ class CloudMixin:
     def make_image(self, name: str, virtual_size: int,
                    pieces: list[tuple[int, int]], seed: str,
                    disk_format: str = "raw",
-                   owner: str = PROJECT_ID) -> tuple[dict, images.DiskImage]:
-        """Create an image file with qemu-img and publish it."""
+                   owner: str = PROJECT_ID,
+                   container_format: str = "bare"
+                   ) -> tuple[dict, images.DiskImage]:
+        """Create an image file with qemu-img and publish it.
+
+        :param container_format: ``bare``, or ``compressed`` for the disk
+            image compressed with gzip.
+        """
         image_dir = os.path.join(self.workdir, "images")
         os.makedirs(image_dir, exist_ok=True)
         raw = images.make_raw(os.path.join(image_dir, "%s.raw" % name),
@@ -275,7 +281,14 @@ class CloudMixin:
                 raw, os.path.join(image_dir, "%s.qcow2" % name))
         elif disk_format != "raw":
             raise ValueError("unsupported disk format %s" % disk_format)
-        meta = self.images.add_image(disk_image, owner=owner, name=name)
+        if container_format == "compressed":
+            disk_image = images.make_gzip(
+                disk_image, os.path.join(image_dir, "%s.%s.gz" %
+                                         (name, disk_format)))
+        elif container_format != "bare":
+            raise ValueError("unsupported container %s" % container_format)
+        meta = self.images.add_image(disk_image, owner=owner, name=name,
+                                     container_format=container_format)
         return meta, disk_image
 
     def require_conversion_space(self, disk_image: images.DiskImage) -> None:

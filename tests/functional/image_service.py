@@ -54,7 +54,8 @@ class FakeImageService:
 
     def add_image(self, disk_image: images.DiskImage, owner: str,
                   name: Optional[str] = None,
-                  image_id: Optional[str] = None) -> dict[str, Any]:
+                  image_id: Optional[str] = None,
+                  container_format: str = "bare") -> dict[str, Any]:
         """Publish ``disk_image`` as an active image owned by ``owner``."""
         image_id = image_id or str(uuid.uuid4())
         now = utcnow()
@@ -69,10 +70,12 @@ class FakeImageService:
             "visibility": "private",
             "protected": False,
             "owner": owner,
-            "container_format": "bare",
+            "container_format": container_format,
             "disk_format": disk_image.disk_format,
             "size": disk_image.file_size,
-            "virtual_size": disk_image.virtual_size,
+            # Glance measures no disk inside a gzip container.
+            "virtual_size": (disk_image.virtual_size
+                             if container_format == "bare" else None),
             "min_disk": 0,
             "min_ram": 0,
             "checksum": None,

@@ -272,6 +272,33 @@ class CloneImageSourcesScenario:
             self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
+    def test_cinder_location_of_a_volume_without_host(self) -> None:
+        """Issue 20 item 8: a cinder:// volume on no backend is skipped.
+
+        The image's volume has no host (nor cluster). Cinder's own path
+        filters image volumes by the new volume's host in the database
+        and goes on; ours used to fail the create with InvalidVolume
+        ("volume is not assigned to a host") from comparing hosts.
+        """
+        meta, image, source = self._image_volume()
+        self.images.add_location(self.admin_ctx, meta["id"],
+                                 "cinder://%s" % source.id, {})
+        self.override_config("allowed_direct_url_schemes", ["cinder"])
+        host = source.host
+        source.host = None
+        source.save()
+        self.addCleanup(self.restore_host, source, host)
+        volume, recorded = self.create_volume(8, image_id=meta["id"])
+        self.assertNotIn(source.provider_id, snapshot_sources(recorded))
+        self.assertEqual(2, self.images.downloads[meta["id"]])
+        self.assert_volume_content(volume, image)
+        self.assert_array_matches_db()
+
+    @staticmethod
+    def restore_host(volume: Any, host: str) -> None:
+        volume.host = host
+        volume.save()
+
     def test_cinder_location_of_another_owner_not_used(self) -> None:
         """The image belongs to another project: its volume is not used."""
         meta, image, source = self._image_volume()

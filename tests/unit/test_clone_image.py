@@ -307,6 +307,48 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         _unused, copy = self.rotate(driver, image_meta)
         self.assertIsNone(copy.call_args.args[3])
 
+    def test_rotation_ignores_the_first_release_image_size(self):
+        """Issue 20 item 1: a figure measured before unpacking is not used.
+
+        The first release recorded ``powerflex_cache_image_bytes`` before
+        a compressed image was decompressed (the gzip file's size); such
+        an entry is copied whole.
+        """
+        driver = self.driver()
+        image_meta = self.image()
+        entry_volume = self.cache_entry(image_meta)
+        db_api.volume_admin_metadata_update(
+            self.ctx, entry_volume.id,
+            {"powerflex_cache_image_bytes": str(1157120)}, False)
+        _unused, copy = self.rotate(driver, image_meta)
+        self.assertIsNone(copy.call_args.args[3])
+
+    def test_entry_of_a_larger_image_refuses_a_smaller_volume(self):
+        """Issue 20 item 10: the size check runs on what the entry holds.
+
+        A 3 GiB image (its entry records the 3 GiB written into it) into
+        a 1 GiB volume: refused as Cinder's download path refuses it,
+        whatever Glance says of the image (a compressed container's
+        virtual size is not the image's), and nothing is sent.
+        """
+        driver = self.driver()
+        image_meta = self.image(container_format="compressed")
+        entry_volume = self.cache_entry(image_meta, size=8, physical=8)
+        db_api.volume_admin_metadata_update(
+            self.ctx, entry_volume.id,
+            {image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi)}, False)
+        error = self.assertRaises(exception.ImageUnacceptable, self.clone,
+                                  driver, self.new_volume(1), image_meta)
+        self.assertIn("Image virtual size is 3GB and doesn't fit in a "
+                      "volume of size 1GB", str(error))
+        self.assertEqual([], [op for op in self.array_requests()
+                              if op != "getVolume"])
+        self.miss.assert_not_called()
+        model_update, cloned = self.clone(driver, self.new_volume(3),
+                                          image_meta)
+        self.assertTrue(cloned)
+        self.assertEqual(8, model_update["size"])
+
     def test_rotation_gives_up_when_entry_removed_meanwhile(self):
         driver = self.driver()
         image_meta = self.image()
@@ -380,12 +422,16 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         self.gateway.fail("snapshotVolumes", 500, {
             "message": "Error", "httpStatusCode": 500, "errorCode": 0},
             times=2)
-        download = self.mock_object(image_clone.ImageCloner,
-                                    "_download_into",
-                                    return_value={"size": 64})
+        download = self.mock_object(image_clone.image_download, "download")
+        copy = self.mock_object(image_clone.ImageCloner, "_copy_into",
+                                return_value={"size": 64})
         self.assertEqual(({"size": 64}, True), self.clone(
             driver, self.new_volume(60), image_meta))
+        # One download, with Cinder's checks, and the copy reads it.
         download.assert_called_once()
+        copy.assert_called_once()
+        self.assertIs(download.return_value.__enter__.return_value,
+                      copy.call_args.args[-1])
         self.assertEqual(2, self.gateway.ops().count("snapshotVolumes"))
         self.assertEqual(1, len(db_api.image_volume_cache_get_all(self.ctx)))
 
@@ -638,6 +684,24 @@ class Helpers(base.DriverTestCase):
             cluster_name="cluster@other#PD1:SP1")
         self.assertTrue(image_clone.same_backend(sp1, sp2))
         self.assertFalse(image_clone.same_backend(sp1, other))
+
+    def test_same_backend_needs_a_host_or_cluster_on_both(self):
+        """Issue 20 item 8: no host or cluster is no backend, not an error.
+
+        A clustered volume and a lone host's are never on one backend; a
+        volume never placed (no host) is on none.
+        """
+        clustered = test_utils.create_volume(
+            self.ctx, host="node1@powerflex#PD1:SP1",
+            cluster_name="cluster@powerflex#PD1:SP1")
+        lone = test_utils.create_volume(self.ctx,
+                                        host="node1@powerflex#PD1:SP1")
+        unplaced = test_utils.create_volume(self.ctx, host=None)
+        for a, b in ((clustered, lone), (lone, clustered),
+                     (lone, unplaced), (unplaced, lone),
+                     (clustered, unplaced), (unplaced, unplaced)):
+            self.assertFalse(image_clone.same_backend(a, b))
+        self.assertTrue(image_clone.same_backend(lone, lone))
 
     def test_same_pool_unknown_pool_is_same(self):
         volume = self.new_volume_like("cinder@powerflex#PD1:SP1")
