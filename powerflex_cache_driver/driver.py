@@ -23,13 +23,17 @@ how sizes are handled (see :mod:`powerflex_cache_driver.sizing`):
   to the array granularity, or the source's array size when larger), so
   what Cinder records covers the disk the guest sees;
 * the project is charged quota for that size before anything is made on
-  the array (:mod:`powerflex_cache_driver.quota_charge`);
+  the array (:mod:`powerflex_cache_driver.quota_charge`), except for
+  Cinder's temporary volumes (``use_quota`` False), which Cinder does not
+  count: a host-assisted migration is charged when it completes, as its
+  counted record takes the new size;
 * clones, clones of image-volume cache entries, volumes from snapshots and
   ``extend_volume`` send an extend only when the requested size, rounded
   up, exceeds the array size, decided from the recorded size alone, on both
   sides of a replicated volume;
 * a clone whose extend fails is removed from the array before the error is
-  raised, and its quota given back.
+  raised, and its quota given back; so are the clones already made when a
+  later clone of a consistency group fails.
 """
 
 import dataclasses
@@ -70,6 +74,10 @@ class _ArrayVolume:
     label: str
     client: Any
     provider_id: str
+
+
+_MadeClone = tuple[Any, dict, quota_charge.RoundingCharge]
+"""A clone made for a group: the volume, its model update, its charge."""
 
 
 class PowerFlexCacheMixin:
@@ -293,8 +301,12 @@ class PowerFlexCacheMixin:
                  {"vol": volume.id, "req": volume.size, "array": array_gib})
         return model_update, charge
 
-    def _create_volume_by_copy(self, volume: Any, source: Any) -> dict:
-        """Create ``volume`` in its own pool holding ``source``'s data."""
+    def _create_volume_by_copy(self, volume: Any, source: Any
+                               ) -> tuple[dict, quota_charge.RoundingCharge]:
+        """Create ``volume`` in its own pool holding ``source``'s data.
+
+        :returns: the model update and the quota charged for the volume.
+        """
         self._check_volume_size(volume.size)
         model_update, charge = self._create_charged(volume)
         volume.provider_id = model_update["provider_id"]
@@ -317,7 +329,54 @@ class PowerFlexCacheMixin:
                 self._remove_unfinished(volume,
                                         model_update["provider_id"])
                 charge.refund()
-        return model_update
+        return model_update, charge
+
+    def _copies_across_pools(self, volume: Any, source: Any) -> bool:
+        """Whether a clone of ``source`` is copied through this host.
+
+        An array snapshot stays in its source's storage pool; a clone
+        placed in another pool is a new volume there, with the data copied.
+        """
+        if image_clone.same_pool(volume, source):
+            return False
+        LOG.info("Volume %(vol)s: source %(src)s is in storage pool "
+                 "%(src_pool)s, not %(pool)s; copying through this host.",
+                 {"vol": volume.id, "src": source.id,
+                  "src_pool": volume_utils.extract_host(source.host, "pool"),
+                  "pool": volume_utils.extract_host(volume.host, "pool")})
+        return True
+
+    def _clone_charged(self, volume: Any, source: Any
+                       ) -> tuple[dict, quota_charge.RoundingCharge]:
+        """Clone ``source`` as ``create_cloned_volume`` does; with the charge.
+
+        For the clones of a group, which are undone when a later one fails
+        (:meth:`create_group_from_src`). Sources of groups are never
+        image-volume cache entries, so Cinder's check of their vtree (in
+        its ``create_cloned_volume``) does not apply.
+        """
+        if self._copies_across_pools(volume, source):
+            return self._create_volume_by_copy(volume, source)
+        return self._clone_on_array(volume, source)
+
+    def _undo_group_clones(self, group: Any,
+                           made: list[_MadeClone]) -> None:
+        """Remove the clones a failed group create made; refund their quota.
+
+        Cinder leaves every volume of the group in error without applying
+        any model update: each is then charged what Cinder reserved for it,
+        and has no array volume (or keeps the one that could not be
+        removed, which deleting the volume removes).
+        """
+        if made:
+            LOG.warning("Group %(group)s: a volume could not be created "
+                        "from its source; removing the %(count)s volumes "
+                        "already made from the array and giving back "
+                        "their extra quota.",
+                        {"group": group.id, "count": len(made)})
+        for volume, model_update, charge in made:
+            self._remove_unfinished(volume, model_update["provider_id"])
+            charge.refund()
 
     # -- overridden driver methods ------------------------------------------
 
@@ -342,17 +401,61 @@ class PowerFlexCacheMixin:
         # Cinder's own image path may end here (its cache or cinder://
         # clone) instead of in create_volume.
         self._image_volume_sizes.pop(volume.id, None)
-        if not image_clone.same_pool(volume, src_vref):
-            LOG.info("Volume %(vol)s: source %(src)s is in storage pool "
-                     "%(src_pool)s, not %(pool)s; copying through this "
-                     "host.",
-                     {"vol": volume.id, "src": src_vref.id,
-                      "src_pool": volume_utils.extract_host(src_vref.host,
-                                                            "pool"),
-                      "pool": volume_utils.extract_host(volume.host,
-                                                        "pool")})
-            return self._create_volume_by_copy(volume, src_vref)
+        if self._copies_across_pools(volume, src_vref):
+            return self._create_volume_by_copy(volume, src_vref)[0]
         return super().create_cloned_volume(volume, src_vref)
+
+    def create_group_from_src(self, context: Any, group: Any,
+                              volumes: list, group_snapshot: Any = None,
+                              snapshots: Optional[list] = None,
+                              source_group: Any = None,
+                              source_vols: Optional[list] = None
+                              ) -> tuple[dict, list[dict]]:
+        """Create a consistency group from a group snapshot or a group.
+
+        One clone per volume, as Cinder's driver makes them; when one
+        fails, the clones already made are removed from the array and
+        their quota given back before the error is raised, so nothing
+        half-made remains. Other groups are left to Cinder's generic group
+        support (``NotImplementedError``).
+        """
+        if not volume_utils.is_group_a_cg_snapshot_type(group):
+            raise NotImplementedError()
+        sources = snapshots if group_snapshot and snapshots else source_vols
+        made: list[_MadeClone] = []
+        for source, volume in zip(sources or [], volumes):
+            try:
+                model_update, charge = self._clone_charged(volume, source)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    self._undo_group_clones(group, made)
+            made.append((volume, model_update, charge))
+        volume_updates = [dict(model_update, id=volume.id,
+                               status=fields.VolumeStatus.AVAILABLE)
+                          for volume, model_update, _charge in made]
+        return {"status": fields.GroupStatus.AVAILABLE}, volume_updates
+
+    def update_migrated_volume(self, ctxt: Any, volume: Any, new_volume: Any,
+                               original_volume_status: str) -> dict:
+        """Finish a migration into this backend; charge the size it records.
+
+        ``new_volume`` is Cinder's temporary volume (``use_quota`` False,
+        charged nothing) and records the array size. Once this returns,
+        Cinder swaps the records: ``volume``, which Cinder counts, takes
+        ``new_volume``'s size and volume type. The project is charged the
+        difference first; without room for it the migration fails and
+        nothing is renamed on the array.
+        """
+        charge = quota_charge.RoundingCharge(
+            volume, self._granularity(),
+            volume_type_id=new_volume.volume_type_id)
+        charge.cover(new_volume.size)
+        try:
+            return super().update_migrated_volume(
+                ctxt, volume, new_volume, original_volume_status)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                charge.refund()
 
     def create_volume(self, volume: Any) -> dict:
         """Create a volume; Cinder records the size the array holds.
@@ -381,10 +484,20 @@ class PowerFlexCacheMixin:
         """Create a volume from a volume or snapshot with one array copy.
 
         Shared by ``create_cloned_volume`` (including clones of image-volume
-        cache entries) and ``create_volume_from_snapshot``. The new array
-        volume has its source's array size; it is extended only when the
-        rounded requested size exceeds that. The model update carries the
-        array size, and the project is charged for it first.
+        cache entries) and ``create_volume_from_snapshot``
+        (:meth:`_clone_on_array`).
+        """
+        return self._clone_on_array(volume, source)[0]
+
+    def _clone_on_array(self, volume: Any, source: Any
+                        ) -> tuple[dict, quota_charge.RoundingCharge]:
+        """Create a volume from a volume or snapshot with one array copy.
+
+        The new array volume has its source's array size; it is extended
+        only when the rounded requested size exceeds that. The model update
+        carries the array size, and the project is charged for it first.
+
+        :returns: the model update and the quota charged for the volume.
         """
         try:
             # A snapshot carries the size of its volume at snapshot time.
@@ -427,24 +540,26 @@ class PowerFlexCacheMixin:
         LOG.info("Volume %(vol)s: Cinder records %(array)s GiB, the size the "
                  "array holds (requested %(req)s GiB).",
                  {"vol": volume.id, "array": array_gib, "req": volume.size})
-        return model_update
+        return model_update, charge
 
     def delete_volume(self, volume: Any) -> None:
         """Delete a volume; one without an array volume id too.
 
         A volume whose create failed has no ``provider_id``, but the array
         may have made its volume after the client gave up waiting (see
-        :mod:`powerflex_cache_driver.lost_answer`): it is looked up by the
-        name it was given, and removed.
+        :mod:`powerflex_cache_driver.lost_answer`): on a real delete it is
+        looked up by the name it was given, and removed unless another
+        Cinder record owns it or it is mapped
+        (:func:`~powerflex_cache_driver.lost_answer.remove_late_create`).
         """
         if not volume.provider_id:
-            lost_answer.remove_by_name(self._get_client(), volume.id)
+            lost_answer.remove_late_create(self._get_client(), volume)
         super().delete_volume(volume)
 
     def delete_snapshot(self, snapshot: Any) -> None:
         """Delete a snapshot; one without an array volume id too."""
         if not snapshot.provider_id:
-            lost_answer.remove_by_name(self._get_client(), snapshot.id)
+            lost_answer.remove_late_create(self._get_client(), snapshot)
         super().delete_snapshot(snapshot)
 
     def extend_volume(self, volume: Any, new_size: int) -> None:

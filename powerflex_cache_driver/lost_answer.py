@@ -32,7 +32,24 @@ the array volume is looked up by that name (``getByName``):
   removed and the error is raised;
 * not found: the error is raised. After a read timeout the array may still
   act later; the volume then ends in error, and deleting it removes the
-  array volume by its name (:func:`remove_by_name`).
+  array volume by its name (:func:`remove_late_create`).
+
+Removing by name at delete time is guarded, since a name is not proof of
+ownership:
+
+* only a real delete removes by name: Cinder's record, read again, has no
+  ``provider_id`` and a status a create never leaves it in (deleting,
+  error...). Cinder's reschedule clean-up (``OnFailureRescheduleTask.
+  _post_reschedule``) calls the driver's delete on the failed attempt
+  while the create is cast again, maybe to another backend on the same
+  array, which makes an array volume of the same name;
+* an array volume another Cinder volume or snapshot record names as its
+  ``provider_id`` (an operator managed the orphan with
+  ``manage_existing``, which keeps the array name), or that the array
+  reports mapped, is kept, with a warning;
+* when the array does not say whether the name exists, the delete fails,
+  so that it can be retried, instead of forgetting a volume the array may
+  hold.
 """
 
 import functools
@@ -40,6 +57,10 @@ import inspect
 from typing import Any, Callable, Optional
 import urllib.parse
 
+from cinder import context as cinder_context
+from cinder import exception
+from cinder.i18n import _
+from cinder import objects
 from cinder.volume.drivers.dell_emc.powerflex import rest_client
 from cinder.volume.drivers.dell_emc.powerflex import utils as flex_utils
 from oslo_log import log as logging
@@ -50,6 +71,18 @@ LOG = logging.getLogger(__name__)
 _NOT_FOUND_CODES = (rest_client.VOLUME_NOT_FOUND_ERROR,
                     getattr(rest_client, "OLD_VOLUME_NOT_FOUND_ERROR", 78))
 """``errorCode`` of the gateway's answer for a volume it does not hold."""
+
+CREATE_OVER_STATUSES = ("deleting", "error_deleting",
+                        "error_managing_deleting", "error")
+"""Statuses of a volume or snapshot record that no create is working on.
+
+Cinder's API deletes from ``deleting`` (``error_managing_deleting`` for a
+volume whose manage failed) and leaves ``error_deleting`` when the delete
+fails; its own clean-ups delete a volume in ``error`` directly (an image
+volume whose clone failed, ``VolumeManager._clone_image_volume``).
+``error`` is final: a rescheduled create keeps ``creating`` until its last
+attempt is over. A create in progress anywhere keeps the record in
+``creating`` or ``downloading``, or sets ``provider_id``."""
 
 
 class LookupFailed(Exception):
@@ -99,27 +132,112 @@ def is_gone(client: Any, provider_id: str) -> bool:
             (response or {}).get("errorCode") in _NOT_FOUND_CODES)
 
 
-def remove_by_name(client: Any, object_id: str) -> None:
-    """Remove the array volume named after ``object_id``, if there is one.
+def owners(provider_id: str) -> list[str]:
+    """The Cinder records naming array volume ``provider_id``.
+
+    Volumes and snapshots, deleted rows excluded, read through Cinder's
+    objects, as ``"volume <id>"`` and ``"snapshot <id>"``.
+    """
+    ctx = cinder_context.get_admin_context()
+    volumes = objects.VolumeList.get_all(
+        ctx, filters={"provider_id": provider_id})
+    snapshots = objects.SnapshotList.get_all(
+        ctx, {"provider_id": provider_id})
+    return (["volume %s" % volume.id for volume in volumes] +
+            ["snapshot %s" % snapshot.id for snapshot in snapshots])
+
+
+def _reason_to_keep(found: dict) -> Optional[str]:
+    """Why an array volume found by name is not to be removed, or None."""
+    mapped = found.get("mappedSdcInfo")
+    if mapped:
+        return "the array reports it mapped to %s" % ", ".join(
+            str(m.get("sdcId") or m.get("sdcName")) for m in mapped)
+    owned = owners(found["id"])
+    if owned:
+        return ("Cinder's %s records it as its array volume" %
+                " and ".join(owned))
+    return None
+
+
+def remove_by_name(client: Any, object_id: str, kind: str = "Volume") -> None:
+    """Remove the array volume named after ``object_id``, if it is no one's.
 
     For a Cinder volume or snapshot without ``provider_id``: its create
     failed, but the array may have made its volume anyway (late, after the
-    client gave up waiting).
+    client gave up waiting). An array volume the array reports mapped, or
+    that a Cinder record names as its ``provider_id``, is kept.
+
+    :param kind: ``"Volume"`` or ``"Snapshot"``, for the messages.
+    :raises VolumeBackendAPIException: the gateway did not say whether an
+        array volume of that name exists.
     """
+    name = array_name(object_id)
     try:
         found = find_by_name(client, object_id)
-    except LookupFailed:
-        LOG.warning("%(id)s has no array volume id; could not look for an "
-                    "array volume named %(name)s.",
-                    {"id": object_id, "name": array_name(object_id)},
-                    exc_info=True)
-        return
+    except LookupFailed as exc:
+        msg = (_("%(kind)s %(id)s: could not tell whether the array holds "
+                 "an array volume named %(name)s, which its failed create "
+                 "may have made (%(err)s). It is not removed; retry once "
+                 "the array answers.") %
+               {"kind": kind, "id": object_id, "name": name, "err": exc})
+        LOG.error(msg)
+        raise exception.VolumeBackendAPIException(data=msg) from exc
     if found is None:
         return
-    LOG.warning("%(id)s has no array volume id, but array volume %(pid)s "
-                "is named after it (made by a create whose answer was "
-                "lost); removing it.", {"id": object_id, "pid": found["id"]})
+    reason = _reason_to_keep(found)
+    if reason:
+        LOG.warning("%(kind)s %(id)s has no array volume id; array volume "
+                    "%(pid)s is named %(name)s after it but is kept: "
+                    "%(reason)s.",
+                    {"kind": kind, "id": object_id, "pid": found["id"],
+                     "name": name, "reason": reason})
+        return
+    LOG.warning("%(kind)s %(id)s has no array volume id, but array volume "
+                "%(pid)s is named %(name)s after it (made by a create whose "
+                "answer was lost); removing it.",
+                {"kind": kind, "id": object_id, "pid": found["id"],
+                 "name": name})
     client.remove_volume(found["id"])
+
+
+def _create_may_be_running(record: Any) -> bool:
+    """Whether a create of ``record`` may be at work, by Cinder's DB.
+
+    The record is read again: the caller's copy may predate a rescheduled
+    create that another backend has made, or is making, since.
+    """
+    kind = record.obj_name()
+    try:
+        current = type(record).get_by_id(
+            cinder_context.get_admin_context(), record.id)
+    except exception.NotFound:
+        LOG.info("%(kind)s %(id)s is no longer in Cinder's database; not "
+                 "looking for an array volume named %(name)s.",
+                 {"kind": kind, "id": record.id,
+                  "name": array_name(record.id)})
+        return True
+    if current.provider_id or current.status not in CREATE_OVER_STATUSES:
+        LOG.info("%(kind)s %(id)s is %(status)s in Cinder's database, with "
+                 "array volume id %(pid)s: a create of it may be at work "
+                 "elsewhere (rescheduled), so the array volume named "
+                 "%(name)s, if any, is left to it.",
+                 {"kind": kind, "id": record.id, "status": current.status,
+                  "pid": current.provider_id,
+                  "name": array_name(record.id)})
+        return True
+    return False
+
+
+def remove_late_create(client: Any, record: Any) -> None:
+    """On delete, remove what a failed create of ``record`` made late.
+
+    ``record`` is a Cinder volume or snapshot without ``provider_id``.
+    Nothing is looked up unless the delete is a real one
+    (:data:`CREATE_OVER_STATUSES`); then :func:`remove_by_name`.
+    """
+    if not _create_may_be_running(record):
+        remove_by_name(client, record.id, record.obj_name())
 
 
 def _recover(client: Any, object_id: str, what: str,

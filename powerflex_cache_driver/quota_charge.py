@@ -18,9 +18,18 @@ volume's project (``gigabytes`` and ``gigabytes_<volume type>``) before
 anything is made on the array, and gives it back if the create then fails,
 so that each project's usage always equals the sum of its volumes' recorded
 sizes.
+
+Cinder counts only volumes whose ``use_quota`` is True: its temporary
+volumes (the destination of a host-assisted migration or retype, the
+volume of a generic revert to a snapshot, a backup's copy of an attached
+volume...) are made and deleted without touching the quota, so nothing is
+charged for them either. A migration that completes swaps the records: the
+source record, counted, takes the destination's size and volume type, and
+is charged then (:meth:`RoundingCharge.cover` on the source with the
+destination's type).
 """
 
-from typing import Any
+from typing import Any, Optional
 
 from cinder import context as cinder_context
 from cinder import exception
@@ -48,31 +57,53 @@ class RoundingCharge:
 
     ``volume.size`` is what Cinder reserved (the requested size);
     :meth:`cover` raises the charge so that the project pays for a recorded
-    size, :meth:`refund` gives back everything charged.
+    size, :meth:`refund` gives back everything charged. A volume Cinder
+    does not count (``use_quota`` False) is charged nothing.
+
+    :param volume_type_id: the type whose ``gigabytes_<type>`` is charged,
+        when not the volume's own (a retype's destination type).
     """
 
-    def __init__(self, volume: Any, granularity_gib: int) -> None:
+    def __init__(self, volume: Any, granularity_gib: int,
+                 volume_type_id: Optional[str] = None) -> None:
         self.volume = volume
         self.granularity_gib = granularity_gib
+        self.volume_type_id = volume_type_id or volume.volume_type_id
         self.charged_gib = 0
+        self._uncounted_logged = False
+
+    def _counted(self) -> bool:
+        """Whether Cinder counts the volume in its project's quota."""
+        if self.volume.use_quota:
+            return True
+        if not self._uncounted_logged:
+            self._uncounted_logged = True
+            LOG.info("Volume %(vol)s is a temporary volume of Cinder's "
+                     "(use_quota False), not counted in project "
+                     "%(project)s's quota: no quota charged for the size "
+                     "the array holds.",
+                     {"vol": self.volume.id,
+                      "project": self.volume.project_id})
+        return False
 
     def _commit(self, delta_gib: int) -> None:
         admin = cinder_context.get_admin_context()
         project_id = self.volume.project_id
         deltas = {"gigabytes": delta_gib}
-        QUOTAS.add_volume_type_opts(admin, deltas,
-                                    self.volume.volume_type_id)
+        QUOTAS.add_volume_type_opts(admin, deltas, self.volume_type_id)
         reservations = QUOTAS.reserve(admin, project_id=project_id, **deltas)
         QUOTAS.commit(admin, reservations, project_id=project_id)
 
     def cover(self, recorded_gib: int) -> None:
         """Charge the project so that it pays for ``recorded_gib``.
 
+        Nothing is charged for a volume Cinder does not count.
+
         :raises RoundingExceedsQuota: the project has no room; nothing is
             charged by this call.
         """
         delta = recorded_gib - self.volume.size - self.charged_gib
-        if delta <= 0:
+        if delta <= 0 or not self._counted():
             return
         try:
             self._commit(delta)

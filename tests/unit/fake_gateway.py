@@ -29,6 +29,7 @@ import requests_mock
 GIB_KB = units.Mi
 PD_ID = "898f75c900000003"
 POOL_ID = "fa85edfd00000000"
+SDC_ID = "d6a8e2c300000001"
 
 
 @dataclasses.dataclass
@@ -54,6 +55,8 @@ class FakeGateway:
         self.names: dict[str, str] = {}
         """Array name -> volume id, for ``getByName`` (set by tests)."""
         self.ancestors: dict[str, str] = {}
+        self.mapped: set[str] = set()
+        """Volume ids the array reports mapped to an SDC (set by tests)."""
         self.pairs: list[dict[str, str]] = []
         self.calls: list[Call] = []
         self.failures: dict[str, list[tuple[int, dict]]] = {}
@@ -181,7 +184,9 @@ class FakeGateway:
             context.status_code = 500
             return {"message": "Could not find the volume", "errorCode": 79}
         return {"id": vol_id, "sizeInKb": self.sizes_kb[vol_id],
-                "vtreeId": "vtree" + vol_id[5:], "mappedSdcInfo": None,
+                "vtreeId": "vtree" + vol_id[5:],
+                "mappedSdcInfo": ([{"sdcId": SDC_ID, "sdcIp": "127.0.0.9"}]
+                                  if vol_id in self.mapped else None),
                 "storagePoolId": POOL_ID,
                 "ancestorVolumeId": self.ancestors.get(vol_id)}
 

@@ -278,13 +278,6 @@ class LostAnswer(base.DriverTestCase):
                           driver.create_cloned_volume, volume, source)
         self.assertNotIn(pid, self.gateway.sizes_kb)
 
-    def test_delete_without_provider_id_removes_late_volume(self):
-        driver = self.make_driver(base.OURS)
-        volume = self.new_volume(8)
-        pid = self.made_anyway(volume.id, 8)
-        driver.delete_volume(volume)
-        self.assertNotIn(pid, self.gateway.sizes_kb)
-
 
 class ExtendRefusedByTheArray(base.DriverTestCase):
     """A volume grown on the array behind Cinder's back."""

@@ -11,10 +11,15 @@
 #    under the License.
 """Quota for the rounding, against a real quota database."""
 
+import logging
+from unittest import mock
+
 from cinder.db import api as db_api
 from cinder import exception
+from cinder.objects import fields
 from cinder import quota
 from cinder.tests.unit import utils as test_utils
+from cinder.volume import group_types
 from oslo_utils import uuidutils
 
 from powerflex_cache_driver import quota_charge
@@ -26,7 +31,8 @@ SHRINK_REFUSED = (500, {"message": "Volume capacity can only be increased",
                         "httpStatusCode": 500, "errorCode": 133})
 
 
-class RoundingQuota(base.DriverTestCase):
+class QuotaTestCase(base.DriverTestCase):
+    """A project, a volume type and the project's quota usage."""
 
     def setUp(self):
         super().setUp()
@@ -62,6 +68,8 @@ class RoundingQuota(base.DriverTestCase):
     def limit_gigabytes(self, limit: int) -> None:
         db_api.quota_create(self.ctx, self.project_id, "gigabytes", limit)
 
+
+class RoundingQuota(QuotaTestCase):
     def test_create_charges_the_rounding_on_both_resources(self):
         driver = self.make_driver(base.OURS)
         volume = self.requested(10)
@@ -147,3 +155,178 @@ class RoundingQuota(base.DriverTestCase):
         volume = self.requested(10)
         self.assertEqual(16, driver.create_volume(volume)["size"])
         self.assertEqual(10, self.usage()["gigabytes"])
+
+
+class TemporaryVolumes(QuotaTestCase):
+    """Issue 20 item 6: Cinder's temporary volumes are charged nothing.
+
+    Cinder makes them with ``use_quota`` False (a migration or retype
+    destination, a generic revert's volume, a backup's copy), charges
+    nothing for them and gives nothing back when it deletes them.
+    """
+
+    def temporary(self, size: int, status: str = "creating"):
+        """A volume Cinder makes outside the quota (no reservation)."""
+        return test_utils.create_volume(
+            self.ctx, size=size, host=base.HOST, status=status,
+            project_id=self.project_id, volume_type_id=self.volume_type.id,
+            use_quota=False)
+
+    def test_temporary_volume_is_charged_nothing(self):
+        """Issue 20 item 6: a temporary 10 GiB volume (16 on the array)."""
+        driver = self.make_driver(base.OURS)
+        volume = self.temporary(10)
+        self.assertEqual(16, driver.create_volume(volume)["size"])
+        self.assertEqual({"gigabytes": 0, "gigabytes_powerflex": 0},
+                         self.usage())
+
+    def test_temporary_clone_is_charged_nothing_and_logged_once(self):
+        """Issue 20 item 6: a temporary clone of a grown source.
+
+        The clone covers the source's 32 GiB twice (before the snapshot
+        and after the extend decision): one log line says why nothing is
+        charged.
+        """
+        driver = self.make_driver(base.OURS)
+        volume = self.temporary(20)
+        with self.assertLogs("powerflex_cache_driver.quota_charge",
+                             logging.DEBUG) as logs:
+            self.assertEqual(32, driver.create_cloned_volume(
+                volume, self.volume(10, 32))["size"])
+        self.assertEqual({"gigabytes": 0, "gigabytes_powerflex": 0},
+                         self.usage())
+        self.assertEqual(
+            ["INFO:powerflex_cache_driver.quota_charge:Volume %s is a "
+             "temporary volume of Cinder's (use_quota False), not counted "
+             "in project %s's quota: no quota charged for the size the "
+             "array holds." % (volume.id, self.project_id)], logs.output)
+
+    def migrated(self, size: int, recorded: int, volume_type_id=None):
+        """A counted volume and the temporary volume it migrates to."""
+        volume = self.requested(size)
+        new_volume = self.temporary(size, status="available")
+        new_volume.size = recorded
+        if volume_type_id:
+            new_volume.volume_type_id = volume_type_id
+        return volume, new_volume
+
+    def test_migration_charges_the_source_record_the_size_it_takes(self):
+        """Issue 20 item 6: the counted record takes the temporary's size.
+
+        When a migration completes, Cinder swaps the records: the source
+        (counted) takes the destination's 24 GiB. Nothing was charged for
+        the destination; the source's project pays the 4 GiB then.
+        """
+        driver = self.make_driver(base.OURS)
+        volume, new_volume = self.migrated(20, 24)
+        update = driver.update_migrated_volume(self.ctx, volume, new_volume,
+                                               "in-use")
+        self.assertEqual(new_volume.id, update["_name_id"])
+        self.assertEqual({"gigabytes": 24, "gigabytes_powerflex": 24},
+                         self.usage())
+
+    def test_retype_migration_charges_the_new_type(self):
+        """Issue 20 item 6: a retype's record takes the new type too."""
+        driver = self.make_driver(base.OURS)
+        gold = test_utils.create_volume_type(self.ctx, name="gold")
+        volume, new_volume = self.migrated(20, 24, gold.id)
+        driver.update_migrated_volume(self.ctx, volume, new_volume,
+                                      "in-use")
+        quotas = QUOTAS.get_project_quotas(self.ctx, self.project_id,
+                                           usages=True)
+        self.assertEqual(
+            {"gigabytes": 24, "gigabytes_powerflex": 20, "gigabytes_gold": 4},
+            {name: quotas[name]["in_use"] for name in
+             ("gigabytes", "gigabytes_powerflex", "gigabytes_gold")})
+
+    def test_migration_without_room_renames_nothing(self):
+        """Issue 20 item 6: no room for the 4 GiB: the migration fails."""
+        driver = self.make_driver(base.OURS)
+        volume, new_volume = self.migrated(20, 24)
+        self.limit_gigabytes(22)
+        self.assertRaises(quota_charge.RoundingExceedsQuota,
+                          driver.update_migrated_volume, self.ctx, volume,
+                          new_volume, "available")
+        self.assertEqual([], self.array_requests())
+        self.assertEqual(20, self.usage()["gigabytes"])
+
+    def test_failed_rename_gives_the_migration_charge_back(self):
+        """Issue 20 item 6: the array refuses the rename; 4 GiB back."""
+        driver = self.make_driver(base.OURS)
+        volume, new_volume = self.migrated(20, 24)
+        volume.provider_id = self.gateway.add_volume(24)
+        new_volume.provider_id = self.gateway.add_volume(24)
+        # The fake routes no setVolumeName: it answers it as "unknown".
+        self.gateway.fail("unknown", 500, {"message": "Name in use",
+                                           "errorCode": 6})
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.update_migrated_volume, self.ctx, volume,
+                          new_volume, "available")
+        self.assertEqual(["unknown"], self.array_requests())
+        self.assertEqual(20, self.usage()["gigabytes"])
+
+
+class GroupFromSource(QuotaTestCase):
+    """Issue 20 item 7: a consistency group clone that fails part-way."""
+
+    def group(self, consistent: bool = True):
+        """A group being created; a consistency group by default."""
+        specs = {"consistent_group_snapshot_enabled": "<is> %s" % consistent}
+        group_type = group_types.create(self.ctx, "cg-%s" % consistent,
+                                        specs)
+        return test_utils.create_group(
+            self.ctx, host=base.HOST, group_type_id=group_type["id"],
+            volume_type_ids=[self.volume_type.id],
+            status=fields.GroupStatus.CREATING)
+
+    def test_second_clone_without_room_undoes_the_first(self):
+        """Issue 20 item 7: the first clone removed, its 4 GiB given back.
+
+        Two sources recorded at 20 GiB hold 24 on the array (extended);
+        the project has room for the first clone's rounding only.
+        """
+        driver = self.make_driver(base.OURS)
+        sources = [self.volume(20, 24), self.volume(20, 24)]
+        group = self.group()
+        volumes = [self.requested(20, group_id=group.id) for _s in sources]
+        self.limit_gigabytes(44)
+        before = set(self.gateway.sizes_kb)
+        self.assertRaises(quota_charge.RoundingExceedsQuota,
+                          driver.create_group_from_src, self.ctx, group,
+                          volumes, source_group=mock.sentinel.group,
+                          source_vols=sources)
+        self.assertEqual(set(), set(self.gateway.sizes_kb) - before)
+        requests = self.array_requests()
+        self.assertEqual(1, requests.count("snapshotVolumes"))
+        self.assertEqual("removeVolume", requests[-1])
+        self.assertEqual({"gigabytes": 40, "gigabytes_powerflex": 40},
+                         self.usage())
+        self.assertEqual([None, None],
+                         [volume.provider_id for volume in volumes])
+
+    def test_clones_of_a_group_are_charged_their_array_size(self):
+        """Issue 20 item 7: the path that succeeds charges as before."""
+        driver = self.make_driver(base.OURS)
+        sources = [self.volume(20, 24), self.volume(16, 16)]
+        group = self.group()
+        volumes = [self.requested(source.size, group_id=group.id)
+                   for source in sources]
+        group_update, updates = driver.create_group_from_src(
+            self.ctx, group, volumes, source_group=mock.sentinel.group,
+            source_vols=sources)
+        self.assertEqual({"status": "available"}, group_update)
+        self.assertEqual(
+            [(volume.id, "available", size) for volume, size in
+             zip(volumes, (24, 16))],
+            [(update["id"], update["status"], update["size"])
+             for update in updates])
+        self.assertEqual({"gigabytes": 40, "gigabytes_powerflex": 40},
+                         self.usage())
+
+    def test_other_groups_left_to_cinder(self):
+        """Issue 20 item 7: a group that is not a CG: generic support."""
+        driver = self.make_driver(base.OURS)
+        self.assertRaises(NotImplementedError, driver.create_group_from_src,
+                          self.ctx, self.group(consistent=False), [],
+                          source_vols=[])
+        self.assertEqual([], self.array_requests())

@@ -1,0 +1,362 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Quota usage equals the records through migrations and group clones.
+
+Design, size policy rule 3: each project's usage equals the sum of the
+sizes of its volumes Cinder counts (``use_quota`` True), at every moment.
+Two of Cinder's flows around the driver are run here whole:
+
+* a host-assisted migration (``cinder migrate --force-host-copy``) of a
+  volume recorded at 20 GiB that holds 24 on the array (it was extended):
+  Cinder makes the destination as a temporary volume (``use_quota``
+  False), copies, and at completion swaps the records; the copy fails in
+  one test, succeeds in the other (issue 20 item 6);
+* a consistency group cloned from another whose second clone the array
+  refuses (issue 20 item 7).
+
+Cinder's RPC between its services ends in the one volume manager:
+:class:`ManagerRPC` delivers what the volume manager sends to itself (the
+destination of a migration is another pool of the same backend), and the
+scheduler's and group API's casts go through the test's cast queue.
+"""
+
+import logging
+from typing import Any, Optional
+
+from cinder.group import api as group_api
+from cinder import objects
+from cinder.volume import group_types
+from cinder.volume import volume_types
+import fixtures
+from oslo_concurrency import processutils
+
+from powerflex_cache_driver.simulator import errors
+from tests.functional import base
+from tests.functional import cloud
+
+TARGET_POOL = cloud.SECOND_POOL
+
+
+class ManagerRPC:
+    """The volume RPC calls a migration makes, delivered to one manager.
+
+    Calls run at once, as the caller waits for them; casts are queued in
+    the test's cast queue, except the create of the destination, which
+    Cinder waits for by polling the database (delivered at once too).
+    """
+
+    METHODS = ("create_volume", "delete_volume", "initialize_connection",
+               "terminate_connection", "remove_export", "get_capabilities",
+               "update_migrated_volume")
+
+    def __init__(self, test: Any) -> None:
+        self.test = test
+
+    def install(self) -> None:
+        """Patch Cinder's volume RPC API with this object's methods."""
+        for name in self.METHODS:
+            self.test.patch("cinder.volume.rpcapi.VolumeAPI.%s" % name,
+                            side_effect=getattr(self, name))
+
+    @property
+    def manager(self) -> Any:
+        return self.test.manager
+
+    def create_volume(self, ctxt: Any, volume: Any, request_spec: Any,
+                      filter_properties: Any,
+                      allow_reschedule: bool = True) -> None:
+        self.test.casts.cast("create_volume", self.manager.create_volume,
+                             ctxt, volume=volume, request_spec=request_spec,
+                             filter_properties=filter_properties,
+                             allow_reschedule=allow_reschedule)
+        self.test.casts.drain()
+
+    def delete_volume(self, ctxt: Any, volume: Any,
+                      unmanage_only: bool = False,
+                      cascade: bool = False) -> None:
+        self.test.casts.cast("delete_volume", self.manager.delete_volume,
+                             ctxt, volume=volume,
+                             unmanage_only=unmanage_only, cascade=cascade)
+
+    def initialize_connection(self, ctxt: Any, volume: Any,
+                              connector: dict) -> dict:
+        return self.manager.initialize_connection(ctxt, volume, connector)
+
+    def terminate_connection(self, ctxt: Any, volume: Any, connector: dict,
+                             force: bool = False) -> None:
+        return self.manager.terminate_connection(ctxt, volume.id, connector,
+                                                 force=force)
+
+    def remove_export(self, ctxt: Any, volume: Any,
+                      sync: bool = False) -> None:
+        return self.manager.remove_export(ctxt, volume.id)
+
+    def get_capabilities(self, ctxt: Any, backend_id: str,
+                         discover: bool) -> dict:
+        # Sparse, so that dd does not write the zeros (as in test_sizes).
+        return {"sparse_copy_volume": True}
+
+    def update_migrated_volume(self, ctxt: Any, volume: Any,
+                               new_volume: Any,
+                               original_volume_status: str) -> None:
+        return self.manager.update_migrated_volume(
+            ctxt, volume, new_volume, original_volume_status)
+
+
+class MigrationScenario:
+    """Issue 20 item 6: a host-assisted migration into another pool."""
+
+    BACKEND_OPTIONS = cloud.TWO_POOLS
+
+    def setUp(self) -> None:
+        super().setUp()
+        ManagerRPC(self).install()
+        self.scheduler.migrate_volume = self._schedule_migration
+
+    def _schedule_migration(self, ctxt: Any, volume: Any, backend: str,
+                            force_copy: bool = False,
+                            request_spec: Optional[dict] = None,
+                            filter_properties: Optional[dict] = None
+                            ) -> None:
+        """The scheduler accepts the requested backend and casts."""
+        host = {"host": backend, "cluster_name": None, "capabilities": {}}
+        self.casts.cast("migrate_volume", self.manager.migrate_volume, ctxt,
+                        volume=volume, host=host,
+                        force_host_copy=force_copy, new_type_id=None)
+
+    def _grown_volume(self) -> Any:
+        """A volume recorded at 20 GiB, 24 on the array (extended)."""
+        volume, _unused = self.create_volume(16)
+        volume, _unused = self.extend_volume(volume, 20)
+        self.assertEqual(24, self.array_size_gib(volume))
+        self.assertEqual(20, self.quota_usage()["gigabytes"])
+        return volume
+
+    def _migrate(self, volume: Any) -> Any:
+        """``cinder migrate --force-host-copy`` to the other pool."""
+        volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
+        self.api.migrate_volume(self.admin_ctx, volume,
+                                self.pool_host(TARGET_POOL), None,
+                                force_copy=True, lock_volume=False)
+        self.casts.drain()
+        return objects.Volume.get_by_id(self.admin_ctx, volume.id)
+
+    def _usage_and_records(self) -> tuple[int, int]:
+        return (self.quota_usage()["gigabytes"],
+                self.db_usage()["gigabytes"])
+
+    def test_failed_copy_leaves_usage_at_the_records(self) -> None:
+        """Issue 20 item 6: a migration whose copy fails charges nothing.
+
+        The destination (a temporary volume: 24 GiB on the array for the
+        20 Cinder asked) is deleted by Cinder, which gives nothing back
+        for it; the project stays charged what it records, and nothing
+        once the volume is deleted.
+        """
+        volume = self._grown_volume()
+        self.patch("cinder.volume.volume_utils.copy_volume",
+                   side_effect=processutils.ProcessExecutionError(
+                       stderr="dd: error writing: Input/output error"))
+        volume = self._migrate(volume)
+        self.assertEqual(("available", "error"),
+                         (volume.status, volume.migration_status))
+        self.assertEqual(["migrate_volume"],
+                         [name for name, _exc in self.casts.failures])
+        self.assertEqual([volume.id],
+                         [v.id for v in
+                          objects.VolumeList.get_all(self.admin_ctx)])
+        self.assertEqual((20, 20), self._usage_and_records())
+        self.assert_no_quota_drift()
+        self.assert_array_matches_db()
+        self.delete_volume(volume)
+        self.assertEqual((0, 0), self._usage_and_records())
+        self.assert_array_matches_db()
+
+    def test_completed_migration_charges_what_the_record_takes(self) -> None:
+        """Issue 20 item 6: after the swap, the record and usage are 24.
+
+        The temporary destination is charged nothing when made; at
+        completion the counted record takes its 24 GiB, and the project
+        is charged the 4 GiB more then.
+        """
+        volume = self._grown_volume()
+        source_array_volume = volume.provider_id
+        log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
+        volume = self._migrate(volume)
+        self.assertEqual([], self.casts.failures)
+        # One temporary volume, charged nothing; the record pays 4 GiB.
+        self.assertEqual(1, log.output.count(
+            "is a temporary volume of Cinder's (use_quota False)"))
+        self.assertIn("Volume %s: charged project %s 4 GiB more quota for "
+                      "the 24 GiB the array holds (requested 20 GiB)."
+                      % (volume.id, cloud.PROJECT_ID), log.output)
+        self.assertEqual(("available", "success", 24),
+                         (volume.status, volume.migration_status,
+                          volume.size))
+        self.assertEqual(self.pool_host(TARGET_POOL), volume.host)
+        self.assertEqual(24, self.array_size_gib(volume))
+        self.assertNotIn(source_array_volume, self.sim.array.volumes)
+        self.assertEqual((24, 24), self._usage_and_records())
+        self.assert_no_quota_drift()
+        self.assert_sizes_cover_array()
+        self.assert_array_matches_db()
+        self.delete_volume(volume)
+        self.assertEqual((0, 0), self._usage_and_records())
+
+
+class TestMigrationQuotaOurs(MigrationScenario, base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""
+
+
+class GroupRPC:
+    """The scheduler's and volume service's group casts, to one manager."""
+
+    def __init__(self, test: Any) -> None:
+        self.test = test
+
+    def create_group(self, ctxt: Any, group: Any, *args: Any,
+                     **kwargs: Any) -> None:
+        """The scheduler places the group in the backend's first pool."""
+        group.host = self.test.pool_host()
+        group.save()
+        self.test.casts.cast("create_group", self.test.manager.create_group,
+                             ctxt, group=group)
+
+    def validate_host_capacity(self, ctxt: Any, backend: str,
+                               request_spec: Any) -> bool:
+        """The scheduler finds room in the source group's backend."""
+        return True
+
+    def create_group_from_src(self, ctxt: Any, group: Any,
+                              group_snapshot: Any = None,
+                              source_group: Any = None) -> None:
+        self.test.casts.cast("create_group_from_src",
+                             self.test.manager.create_group_from_src, ctxt,
+                             group=group, group_snapshot=group_snapshot,
+                             source_group=source_group)
+
+    def delete_group(self, ctxt: Any, group: Any) -> None:
+        self.test.casts.cast("delete_group", self.test.manager.delete_group,
+                             ctxt, group=group)
+
+
+class GroupCloneScenario:
+    """Issue 20 item 7: a consistency group cloned from another."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.groups = group_api.API()
+        rpc = GroupRPC(self)
+        self.groups.scheduler_rpcapi = rpc
+        self.groups.volume_rpcapi = rpc
+        self.group_type = group_types.create(
+            self.admin_ctx, "consistent",
+            {"consistent_group_snapshot_enabled": "<is> True"})
+        self.volume_type = volume_types.get_default_volume_type()
+
+    def _source_group(self) -> Any:
+        """A group of a 20 GiB volume (24 on the array) and a 16 GiB one."""
+        group = self.groups.create(self.user_ctx, "source", None,
+                                   self.group_type["id"],
+                                   [self.volume_type["id"]])
+        self.casts.drain()
+        for size in (16, 16):
+            self.api.create(self.user_ctx, size, None, None, group=group,
+                            volume_type=objects.VolumeType.get_by_id(
+                                self.admin_ctx, self.volume_type["id"]))
+        self.casts.drain()
+        first = self._volumes_of(group)[0]
+        self.extend_volume(first, 20)
+        self.assertEqual(
+            [(20, 24), (16, 16)],
+            [(v.size, self.array_size_gib(v))
+             for v in self._volumes_of(group)])
+        return objects.Group.get_by_id(self.admin_ctx, group.id)
+
+    def _volumes_of(self, group: Any) -> list:
+        volumes = objects.VolumeList.get_all_by_generic_group(
+            self.admin_ctx, group.id)
+        return sorted(volumes, key=lambda v: (v.created_at, -v.size))
+
+    def _fail_second_clone(self) -> None:
+        """The array refuses the group's second snapshot (rc 191)."""
+        client = self.driver._get_client()
+        snapshot_volume = client.snapshot_volume
+
+        def first_then_fail(*args: Any, **kwargs: Any) -> Any:
+            result = snapshot_volume(*args, **kwargs)
+            self.sim.faults.fail("snapshotVolumes", 0, details_rc=errors.
+                                 CAPACITY_TOO_LOW_FOR_SNAP)
+            return result
+        self.mock_object(client, "snapshot_volume",
+                         side_effect=first_then_fail)
+
+    def _usage_and_records(self) -> tuple[int, int]:
+        return (self.quota_usage()["gigabytes"],
+                self.db_usage()["gigabytes"])
+
+    def test_failed_clone_leaves_nothing_half_made(self) -> None:
+        """Issue 20 item 7: the first clone is undone with the second.
+
+        Before: the 24 GiB clone of the first volume stayed on the array
+        without a record and its project charged 4 GiB more (usage 76,
+        records 72) until the volumes in error were deleted.
+        """
+        source = self._source_group()
+        array_volumes = set(self.sim.array.volumes)
+        self._fail_second_clone()
+        clone = self.groups.create_from_src(self.user_ctx, "clone",
+                                            source_group_id=source.id)
+        self.casts.drain()
+        self.assertEqual(["create_group_from_src"],
+                         [name for name, _exc in self.casts.failures])
+        self.assertEqual(0, self.sim.faults.pending(), "fault never met")
+        clone = objects.Group.get_by_id(self.admin_ctx, clone.id)
+        volumes = self._volumes_of(clone)
+        self.assertEqual("error", clone.status)
+        self.assertEqual([("error", None, 20), ("error", None, 16)],
+                         [(v.status, v.provider_id, v.size)
+                          for v in volumes])
+        # Array volumes made and left; usage and records (GiB).
+        self.assertEqual((set(), 72, 72),
+                         (set(self.sim.array.volumes) - array_volumes,
+                          *self._usage_and_records()))
+        self.assert_array_matches_db()
+        self.assert_no_quota_drift()
+
+        for group in (clone, source):
+            self.groups.delete(self.user_ctx, group, delete_volumes=True)
+            self.casts.drain()
+        self.assertEqual([], [v.id for v in
+                              objects.VolumeList.get_all(self.admin_ctx)])
+        self.assertEqual((0, 0), self._usage_and_records())
+        self.assertEqual({}, self.sim.array.volumes)
+
+    def test_clone_of_the_group_charges_the_array_sizes(self) -> None:
+        """Issue 20 item 7: without a fault, every clone as before."""
+        source = self._source_group()
+        clone = self.groups.create_from_src(self.user_ctx, "clone",
+                                            source_group_id=source.id)
+        self.casts.drain()
+        self.assertEqual([], self.casts.failures)
+        volumes = self._volumes_of(
+            objects.Group.get_by_id(self.admin_ctx, clone.id))
+        self.assertEqual([("available", 24, 24), ("available", 16, 16)],
+                         [(v.status, v.size, self.array_size_gib(v))
+                          for v in volumes])
+        self.assertEqual((76, 76), self._usage_and_records())
+        self.assert_no_quota_drift()
+        self.assert_array_matches_db()
+
+
+class TestGroupCloneOurs(GroupCloneScenario, base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""
