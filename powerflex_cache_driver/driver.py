@@ -375,7 +375,14 @@ class PowerFlexCacheMixin:
                         "their extra quota.",
                         {"group": group.id, "count": len(made)})
         for volume, model_update, charge in made:
-            self._remove_unfinished(volume, model_update["provider_id"])
+            try:
+                self._remove_unfinished(volume, model_update["provider_id"])
+            except Exception:
+                # Logged; the other clones are undone all the same.
+                LOG.exception("Group %(group)s: could not undo volume "
+                              "%(vol)s (array volume %(pid)s).",
+                              {"group": group.id, "vol": volume.id,
+                               "pid": model_update["provider_id"]})
             charge.refund()
 
     # -- overridden driver methods ------------------------------------------
@@ -435,6 +442,48 @@ class PowerFlexCacheMixin:
                           for volume, model_update, _charge in made]
         return {"status": fields.GroupStatus.AVAILABLE}, volume_updates
 
+    def _migration_charge(self, volume: Any, new_volume: Any
+                          ) -> quota_charge.RoundingCharge:
+        """The charge of a migration's counted record for what it takes.
+
+        At completion ``volume`` (counted) takes ``new_volume``'s recorded
+        size and volume type.
+        """
+        return quota_charge.RoundingCharge(
+            volume, self._granularity(),
+            volume_type_id=new_volume.volume_type_id)
+
+    def before_volume_copy(self, context: Any, src_vol: Any, dest_vol: Any,
+                           remote: Optional[str] = None) -> None:
+        """Refuse a migration copy that would lose data or overrun quota.
+
+        Cinder's host-assisted migration and retype copy the size the
+        source records, and at completion the source's record takes the
+        destination's size. Called on the source's driver before the copy,
+        with the destination made; a refusal makes Cinder delete the
+        destination and leave the source as it was.
+
+        :raises VolumeBackendAPIException: the source holds more on the
+            array than it records (extended to a size within the rounding,
+            or made by Cinder's own driver): the copy would lose its tail.
+        :raises RoundingExceedsQuota: the project has no room for the size
+            the destination records.
+        """
+        super().before_volume_copy(context, src_vol, dest_vol, remote=remote)
+        array_gib = sizing.round_up(src_vol.size, self._granularity())
+        if array_gib > src_vol.size:
+            msg = (_("Cannot migrate volume %(vol)s by a host copy: it "
+                     "records %(size)s GiB while the array holds "
+                     "%(array)s GiB, and Cinder copies only the recorded "
+                     "size, so what the guest wrote past %(size)s GiB "
+                     "would be lost. Extend the volume to %(array)s GiB "
+                     "first (the array is not changed), then migrate.") %
+                   {"vol": src_vol.id, "size": src_vol.size,
+                    "array": array_gib})
+            LOG.error(msg)
+            raise exception.VolumeBackendAPIException(data=msg)
+        self._migration_charge(src_vol, dest_vol).check(dest_vol.size)
+
     def update_migrated_volume(self, ctxt: Any, volume: Any, new_volume: Any,
                                original_volume_status: str) -> dict:
         """Finish a migration into this backend; charge the size it records.
@@ -443,13 +492,21 @@ class PowerFlexCacheMixin:
         charged nothing) and records the array size. Once this returns,
         Cinder swaps the records: ``volume``, which Cinder counts, takes
         ``new_volume``'s size and volume type. The project is charged the
-        difference first; without room for it the migration fails and
-        nothing is renamed on the array.
+        difference first. The copy is over by now and Cinder would keep
+        the destination of a migration failed here, so a project without
+        room (checked before the copy when the source is this driver's) is
+        logged and the migration completes.
         """
-        charge = quota_charge.RoundingCharge(
-            volume, self._granularity(),
-            volume_type_id=new_volume.volume_type_id)
-        charge.cover(new_volume.size)
+        charge = self._migration_charge(volume, new_volume)
+        try:
+            charge.cover(new_volume.size)
+        except quota_charge.RoundingExceedsQuota as error:
+            LOG.error("Volume %(vol)s: migration completes without the "
+                      "quota for the size it now records: %(error)s "
+                      "Project %(project)s's usage is below its records "
+                      "until it is raised and synced (cinder-manage quota "
+                      "sync).", {"vol": volume.id, "error": error,
+                                 "project": volume.project_id})
         try:
             return super().update_migrated_volume(
                 ctxt, volume, new_volume, original_volume_status)

@@ -86,27 +86,31 @@ class RoundingCharge:
                       "project": self.volume.project_id})
         return False
 
-    def _commit(self, delta_gib: int) -> None:
+    def _commit(self, delta_gib: int, keep: bool = True) -> None:
+        """Reserve ``delta_gib``; commit it, or roll it back at once.
+
+        :raises OverQuota: the project has no room for it.
+        """
         admin = cinder_context.get_admin_context()
         project_id = self.volume.project_id
         deltas = {"gigabytes": delta_gib}
         QUOTAS.add_volume_type_opts(admin, deltas, self.volume_type_id)
         reservations = QUOTAS.reserve(admin, project_id=project_id, **deltas)
-        QUOTAS.commit(admin, reservations, project_id=project_id)
+        if keep:
+            QUOTAS.commit(admin, reservations, project_id=project_id)
+        else:
+            QUOTAS.rollback(admin, reservations, project_id=project_id)
 
-    def cover(self, recorded_gib: int) -> None:
-        """Charge the project so that it pays for ``recorded_gib``.
+    def _reserve(self, recorded_gib: int, keep: bool) -> int:
+        """Reserve what ``recorded_gib`` needs beyond the charge; return it.
 
-        Nothing is charged for a volume Cinder does not count.
-
-        :raises RoundingExceedsQuota: the project has no room; nothing is
-            charged by this call.
+        :raises RoundingExceedsQuota: the project has no room.
         """
         delta = recorded_gib - self.volume.size - self.charged_gib
         if delta <= 0 or not self._counted():
-            return
+            return 0
         try:
-            self._commit(delta)
+            self._commit(delta, keep)
         except exception.OverQuota as error:
             over = error.kwargs["overs"][0]
             usage = error.kwargs["usages"][over]
@@ -117,6 +121,26 @@ class RoundingCharge:
                 resource=over, limit=error.kwargs["quotas"][over],
                 consumed=usage["in_use"] + usage["reserved"],
                 granularity=self.granularity_gib)
+        return delta
+
+    def check(self, recorded_gib: int) -> None:
+        """Make sure the project has room for ``recorded_gib``; charge none.
+
+        :raises RoundingExceedsQuota: it has not.
+        """
+        self._reserve(recorded_gib, keep=False)
+
+    def cover(self, recorded_gib: int) -> None:
+        """Charge the project so that it pays for ``recorded_gib``.
+
+        Nothing is charged for a volume Cinder does not count.
+
+        :raises RoundingExceedsQuota: the project has no room; nothing is
+            charged by this call.
+        """
+        delta = self._reserve(recorded_gib, keep=True)
+        if not delta:
+            return
         self.charged_gib += delta
         LOG.info("Volume %(vol)s: charged project %(project)s %(delta)s GiB "
                  "more quota for the %(size)s GiB the array holds "

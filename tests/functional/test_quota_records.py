@@ -37,7 +37,7 @@ from cinder import objects
 from cinder.volume import group_types
 from cinder.volume import volume_types
 import fixtures
-from oslo_concurrency import processutils
+from oslo_utils import units
 
 from powerflex_cache_driver.simulator import errors
 from tests.functional import base
@@ -154,18 +154,16 @@ class MigrationScenario:
         return (self.quota_usage()["gigabytes"],
                 self.db_usage()["gigabytes"])
 
-    def test_failed_copy_leaves_usage_at_the_records(self) -> None:
-        """Issue 20 item 6: a migration whose copy fails charges nothing.
+    def test_failed_migration_leaves_usage_at_the_records(self) -> None:
+        """Issue 20 item 6: a failed migration charges nothing.
 
         The destination (a temporary volume: 24 GiB on the array for the
         20 Cinder asked) is deleted by Cinder, which gives nothing back
         for it; the project stays charged what it records, and nothing
-        once the volume is deleted.
+        once the volume is deleted. (The migration is refused before the
+        copy: see the next test.)
         """
         volume = self._grown_volume()
-        self.patch("cinder.volume.volume_utils.copy_volume",
-                   side_effect=processutils.ProcessExecutionError(
-                       stderr="dd: error writing: Input/output error"))
         volume = self._migrate(volume)
         self.assertEqual(("available", "error"),
                          (volume.status, volume.migration_status))
@@ -181,36 +179,56 @@ class MigrationScenario:
         self.assertEqual((0, 0), self._usage_and_records())
         self.assert_array_matches_db()
 
-    def test_completed_migration_charges_what_the_record_takes(self) -> None:
-        """Issue 20 item 6: after the swap, the record and usage are 24.
+    def test_copy_that_would_lose_the_tail_is_refused(self) -> None:
+        """A migration copies the recorded size: refused below the array.
 
-        The temporary destination is charged nothing when made; at
-        completion the counted record takes its 24 GiB, and the project
-        is charged the 4 GiB more then.
+        Cinder's host-assisted copy copies the 20 GiB the volume records,
+        not the 24 the guest sees: data written at 22 GiB came out as
+        zeros. The migration is now refused before the copy with the fix
+        in the message; after an extend to 24 GiB (no array request) it
+        copies everything.
         """
         volume = self._grown_volume()
-        source_array_volume = volume.provider_id
+        tail = b"written by the guest at 22 GiB"
+        self._write(volume, 22 * units.Gi, tail)
         log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
         volume = self._migrate(volume)
-        self.assertEqual([], self.casts.failures)
-        # One temporary volume, charged nothing; the record pays 4 GiB.
-        self.assertEqual(1, log.output.count(
-            "is a temporary volume of Cinder's (use_quota False)"))
-        self.assertIn("Volume %s: charged project %s 4 GiB more quota for "
-                      "the 24 GiB the array holds (requested 20 GiB)."
-                      % (volume.id, cloud.PROJECT_ID), log.output)
-        self.assertEqual(("available", "success", 24),
+        self.assertEqual(("available", "error", self.pool_host()),
                          (volume.status, volume.migration_status,
-                          volume.size))
-        self.assertEqual(self.pool_host(TARGET_POOL), volume.host)
-        self.assertEqual(24, self.array_size_gib(volume))
-        self.assertNotIn(source_array_volume, self.sim.array.volumes)
+                          volume.host))
+        self.assertIn("Extend the volume to 24 GiB first", log.output)
+        self.assertEqual(tail, self._read(volume, 22 * units.Gi, len(tail)))
+        self.assertEqual((20, 20), self._usage_and_records())
+
+        volume, recorded = self.extend_volume(volume, 24)
+        self.assertEqual([], recorded.extends)
+        self.casts.failures.clear()
+        volume = self._migrate(volume)
+        self.assertEqual([], self.casts.failures)
+        self.assertEqual(("available", "success", 24,
+                          self.pool_host(TARGET_POOL)),
+                         (volume.status, volume.migration_status,
+                          volume.size, volume.host))
+        self.assertEqual(tail, self._read(volume, 22 * units.Gi, len(tail)))
         self.assertEqual((24, 24), self._usage_and_records())
         self.assert_no_quota_drift()
         self.assert_sizes_cover_array()
         self.assert_array_matches_db()
         self.delete_volume(volume)
         self.assertEqual((0, 0), self._usage_and_records())
+
+    def _write(self, volume: Any, offset: int, data: bytes) -> None:
+        """Write on the array volume, as the guest would."""
+        path = self.array_volume(volume.provider_id).backing_path
+        with open(path, "r+b") as disk:
+            disk.seek(offset)
+            disk.write(data)
+
+    def _read(self, volume: Any, offset: int, length: int) -> bytes:
+        path = self.array_volume(volume.provider_id).backing_path
+        with open(path, "rb") as disk:
+            disk.seek(offset)
+            return disk.read(length)
 
 
 class TestMigrationQuotaOurs(MigrationScenario, base.OurDriverTestCase):

@@ -239,16 +239,61 @@ class TemporaryVolumes(QuotaTestCase):
             {name: quotas[name]["in_use"] for name in
              ("gigabytes", "gigabytes_powerflex", "gigabytes_gold")})
 
-    def test_migration_without_room_renames_nothing(self):
-        """Issue 20 item 6: no room for the 4 GiB: the migration fails."""
+    def test_migration_without_room_completes_and_says_so(self):
+        """Issue 20 item 6: no room for the 4 GiB at completion.
+
+        The copy is over and Cinder would keep the destination of a
+        migration failed here (a duplicate volume, an array volume): it
+        completes, uncharged, and the log says how to set it right. (The
+        source driver checked the room before the copy.)
+        """
         driver = self.make_driver(base.OURS)
         volume, new_volume = self.migrated(20, 24)
         self.limit_gigabytes(22)
-        self.assertRaises(quota_charge.RoundingExceedsQuota,
-                          driver.update_migrated_volume, self.ctx, volume,
-                          new_volume, "available")
+        with self.assertLogs("powerflex_cache_driver.driver",
+                             logging.ERROR) as logs:
+            update = driver.update_migrated_volume(
+                self.ctx, volume, new_volume, "in-use")
+        self.assertEqual(new_volume.id, update["_name_id"])
+        self.assertIn("migration completes without the quota", logs.output[0])
+        self.assertIn("cinder-manage quota sync", logs.output[0])
+        self.assertEqual(20, self.usage()["gigabytes"])
+
+    def test_copy_below_the_array_size_is_refused(self):
+        """A source recording 20 GiB of 24: Cinder would copy 20.
+
+        Refused before the copy with the fix in the message, and nothing
+        charged.
+        """
+        driver = self.make_driver(base.OURS)
+        volume, new_volume = self.migrated(20, 24)
+        error = self.assertRaises(exception.VolumeBackendAPIException,
+                                  driver.before_volume_copy, self.ctx,
+                                  volume, new_volume, remote="dest")
+        self.assertIn("Extend the volume to 24 GiB first", str(error))
         self.assertEqual([], self.array_requests())
         self.assertEqual(20, self.usage()["gigabytes"])
+
+    def test_copy_into_a_larger_record_checks_the_room(self):
+        """The destination records more (another granularity): room first.
+
+        Without room the migration is refused before the copy; with room
+        nothing is charged yet (the record takes the size at completion).
+        """
+        driver = self.make_driver(base.OURS)
+        volume, new_volume = self.migrated(16, 24)
+        self.limit_gigabytes(20)
+        self.assertRaises(quota_charge.RoundingExceedsQuota,
+                          driver.before_volume_copy, self.ctx, volume,
+                          new_volume, remote="dest")
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+        db_api.quota_update(self.ctx, self.project_id, "gigabytes", 24)
+        driver.before_volume_copy(self.ctx, volume, new_volume,
+                                  remote="dest")
+        # Nothing charged, nothing left reserved (usage() checks).
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
 
     def test_failed_rename_gives_the_migration_charge_back(self):
         """Issue 20 item 6: the array refuses the rename; 4 GiB back."""
@@ -303,6 +348,39 @@ class GroupFromSource(QuotaTestCase):
                          self.usage())
         self.assertEqual([None, None],
                          [volume.provider_id for volume in volumes])
+
+    def test_an_undo_that_fails_does_not_stop_the_others(self):
+        """Issue 20 item 7: every clone made is undone, whatever fails.
+
+        Three sources; the third clone fails; undoing the first raises
+        (its record cannot be saved): the second is still removed and
+        both charges are given back.
+        """
+        driver = self.make_driver(base.OURS)
+        sources = [self.volume(20, 24) for _unused in range(3)]
+        group = self.group()
+        volumes = [self.requested(20, group_id=group.id) for _s in sources]
+        self.limit_gigabytes(68)
+        real_remove = driver._remove_unfinished
+        calls = []
+
+        def remove(volume, provider_id):
+            calls.append(volume.id)
+            if len(calls) == 1:
+                raise exception.VolumeNotFound(volume_id=volume.id)
+            return real_remove(volume, provider_id)
+
+        with mock.patch.object(driver, "_remove_unfinished",
+                               side_effect=remove):
+            self.assertRaises(quota_charge.RoundingExceedsQuota,
+                              driver.create_group_from_src, self.ctx,
+                              group, volumes,
+                              source_group=mock.sentinel.group,
+                              source_vols=sources)
+        self.assertEqual([volumes[0].id, volumes[1].id], calls)
+        self.assertEqual(1, self.array_requests().count("removeVolume"))
+        self.assertEqual({"gigabytes": 60, "gigabytes_powerflex": 60},
+                         self.usage())
 
     def test_clones_of_a_group_are_charged_their_array_size(self):
         """Issue 20 item 7: the path that succeeds charges as before."""
