@@ -24,8 +24,9 @@ path, in its order:
 4. the container unpacked as Cinder unpacks it before converting: a
    ``compressed`` container (gzip) decompressed, a XenServer ``ovf``
    tarball coalesced into one VHD;
-5. the virtual size of what is then written into a volume, measured on the
-   unpacked image, against the size the user asked for.
+5. the size of what is then written into a volume, measured on the
+   unpacked image (its virtual size; for a raw image at least the whole
+   file), against the size the user asked for.
 
 Cinder's copy (``fetch_to_raw``) unpacks the container itself, in place,
 on the file it finds registered; here it is handed an image service that
@@ -37,6 +38,7 @@ it was copied only that far when its vtree filled.
 
 import contextlib
 import dataclasses
+import os
 from typing import Any, Iterator
 
 from cinder import exception
@@ -44,6 +46,7 @@ from cinder.i18n import _
 from cinder.image import accelerator
 from cinder.image import image_utils
 from cinder.volume import volume_utils
+from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
@@ -115,6 +118,38 @@ def _unpack(path: str, image_meta: dict) -> bool:
     return False
 
 
+def _written_bytes(path: str, image_meta: dict) -> int:
+    """Bytes Cinder's copy writes into a volume from the unpacked image.
+
+    Its virtual size; for a raw image at least the whole file, which
+    ``qemu-img convert -f raw`` copies as it is even where ``qemu-img
+    info`` reports less (Cinder 29 probes a raw file holding a LUKS
+    container and reports the container's payload, the file less its
+    header).
+    """
+    virtual_bytes = image_utils.qemu_img_info(path).virtual_size
+    if image_meta.get("disk_format") == "raw":
+        virtual_bytes = max(virtual_bytes, os.path.getsize(path))
+    return virtual_bytes
+
+
+def _unpack_and_measure(path: str, image_meta: dict) -> tuple[bool, int]:
+    """Unpack the download (:func:`_unpack`) and measure what is written.
+
+    :raises ImageCopyFailure: the container or image could not be read
+        (a corrupt gzip file, an image ``qemu-img`` refuses), as Cinder's
+        copy fails it, so that the create is not rescheduled.
+    """
+    try:
+        unpacked = _unpack(path, image_meta)
+        return unpacked, _written_bytes(path, image_meta)
+    except exception.ImageUnacceptable:
+        raise
+    except (exception.CinderAcceleratorError, exception.Invalid,
+            processutils.ProcessExecutionError) as error:
+        raise exception.ImageCopyFailure(reason=error) from error
+
+
 @contextlib.contextmanager
 def download(context: Any, volume: Any, image_meta: dict,
              image_service: Any, db: Any) -> Iterator[DownloadedImage]:
@@ -126,8 +161,9 @@ def download(context: Any, volume: Any, image_meta: dict,
         and it gets the ``signature_verified`` image metadata.
     :raises ImageTooBig: no room in ``image_conversion_dir``.
     :raises ImageSignatureVerificationException: a bad signature.
-    :raises ImageUnacceptable: the container cannot be unpacked, or the
-        image does not fit the size asked for.
+    :raises ImageUnacceptable: the container is refused, or the image
+        does not fit the size asked for.
+    :raises ImageCopyFailure: the container or image cannot be read.
     """
     image_id = image_meta["id"]
     if CONF.image_conversion_dir:
@@ -142,10 +178,9 @@ def download(context: Any, volume: Any, image_meta: dict,
                 context, image_service, image_id, path)
             db.volume_glance_metadata_bulk_create(
                 context, volume.id, {"signature_verified": verified})
-        service = image_service
-        if _unpack(path, image_meta):
-            service = UnpackedImageService(image_service)
-        virtual_bytes = image_utils.qemu_img_info(path).virtual_size
+        unpacked, virtual_bytes = _unpack_and_measure(path, image_meta)
+        service = (UnpackedImageService(image_service) if unpacked
+                   else image_service)
         virtual_gib = image_utils.check_virtual_size(virtual_bytes,
                                                      volume.size, image_id)
         LOG.info("Volume %(vol)s: image %(img)s downloaded (%(container)s "

@@ -29,6 +29,8 @@ of the first release, each shown through Cinder's real create flow:
 Every scenario runs with Cinder's own driver as well, for comparison.
 """
 
+import os
+import subprocess
 from typing import Any
 
 from cinder import exception
@@ -37,6 +39,8 @@ from oslo_utils import units
 
 from powerflex_cache_driver import image_clone
 from tests.functional import base
+from tests.functional import cloud
+from tests.functional import images
 
 GIB = units.Gi
 MIB = units.Mi
@@ -57,16 +61,12 @@ class ContainersScenario:
         self.override_config("allow_compression_on_image_upload", True)
         self.set_project_quota("gigabytes", 8 * (VOLUMES + 2))
 
-    def volumes_from(self, disk_format: str, container_format: str
-                     ) -> tuple[list[Any], set[str], dict, Any]:
-        """Create VOLUMES 1 GiB volumes of one image, one after another.
+    def volumes_of(self, meta: dict) -> tuple[list[Any], set[str]]:
+        """Create VOLUMES 1 GiB volumes of an image, one after another.
 
-        :returns: the volumes that became available, the cache volumes
-            the image had, the image's metadata and its disk.
+        :returns: the volumes that became available and the cache volumes
+            the image had.
         """
-        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img",
-                                      disk_format=disk_format,
-                                      container_format=container_format)
         made, cache_ids = [], set()
         for _unused in range(VOLUMES):
             volume, _unused = self.create_volume(1, image_id=meta["id"],
@@ -75,12 +75,19 @@ class ContainersScenario:
                 made.append(volume)
             cache_ids.update(e["volume_id"] for e in
                              self.cache_entries(meta["id"]))
-        return made, cache_ids, meta, image
+        return made, cache_ids
 
     def assert_every_volume_is_the_image(self, disk_format: str,
                                          container_format: str) -> None:
-        volumes, cache_ids, meta, image = self.volumes_from(
-            disk_format, container_format)
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img",
+                                      disk_format=disk_format,
+                                      container_format=container_format)
+        self.assert_volumes_are(meta, image, VIRTUAL_SIZE)
+
+    def assert_volumes_are(self, meta: dict, image: images.DiskImage,
+                           written_bytes: int) -> None:
+        """VOLUMES volumes of the image, past a rotation, hold the image."""
+        volumes, cache_ids = self.volumes_of(meta)
         for volume in volumes:
             self.assert_volume_content(volume, image)
         if not self.is_ours:
@@ -92,7 +99,7 @@ class ContainersScenario:
             # The entry was replaced at least once: its vtree filled.
             self.assertGreater(len(cache_ids), 1)
             self.assertEqual(
-                str(VIRTUAL_SIZE),
+                str(written_bytes),
                 self.admin_metadata(self.cache_volume(meta["id"]))[
                     image_clone.IMAGE_BYTES_KEY])
         self.assert_array_matches_db()
@@ -111,6 +118,29 @@ class ContainersScenario:
     def test_compressed_qcow2_through_a_rotation(self) -> None:
         """Issue 20 item 1, with a qcow2 disk in the gzip container."""
         self.assert_every_volume_is_the_image("qcow2", "compressed")
+
+    def test_raw_image_holding_a_luks_container(self) -> None:
+        """A raw image whose bytes are a LUKS container, to the last byte.
+
+        Cinder 29's ``qemu-img info`` probes such a raw file as LUKS and
+        reports its payload (the file less the header), while the copy
+        writes the whole file: the entry recorded about 2 MiB less than
+        it holds, and the volumes after the rotation lacked the image's
+        last MiB (found attacking the item 1 fix).
+        """
+        path = os.path.join(self.workdir, "luks.raw")
+        subprocess.run(("qemu-img", "create", "-q", "--object",
+                        "secret,id=s0,data=secret", "-f", "luks", "-o",
+                        "key-secret=s0", path, "64M"), check=True)
+        size = os.path.getsize(path)
+        with open(path, "r+b") as disk:
+            disk.seek(size - MIB)
+            disk.write(images.pattern("luks-tail", MIB))
+        image = images.DiskImage(path=path, disk_format="raw",
+                                 virtual_size=size, raw_reference=path)
+        meta = self.images.add_image(image, owner=cloud.PROJECT_ID,
+                                     name="luks")
+        self.assert_volumes_are(meta, image, size)
 
     def test_compressed_image_larger_than_the_volume(self) -> None:
         """Issue 20 item 10: a 2 GiB image does not go into 1 GiB.

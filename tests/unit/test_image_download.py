@@ -88,3 +88,42 @@ class UnpackedImageService(base.CinderTestCase):
         unpacked.download("ctx", "img-1", data="file")
         service.download.assert_called_once_with("ctx", "img-1",
                                                  data="file")
+
+
+class UnpackAndMeasure(base.CinderTestCase):
+
+    def test_unreadable_container_fails_like_cinders_copy(self):
+        """A corrupt gzip: ImageCopyFailure, which Cinder never reschedules.
+
+        Out of ``clone_image`` any other error would send the create to
+        the next backend, to be downloaded and refused again there.
+        """
+        broken = exception.CinderAcceleratorError(
+            accelerator="GZIP", description="gzip -d failed", cmd="gzip",
+            reason="unexpected end of file")
+        with mock.patch.object(image_download, "_unpack",
+                               side_effect=broken):
+            self.assertRaises(exception.ImageCopyFailure,
+                              image_download._unpack_and_measure, "/x",
+                              {"id": "img-1"})
+
+    def test_refusals_stay_refusals(self):
+        refused = exception.ImageUnacceptable(image_id="img-1",
+                                              reason="not gzip")
+        with mock.patch.object(image_download, "_unpack",
+                               side_effect=refused):
+            self.assertRaises(exception.ImageUnacceptable,
+                              image_download._unpack_and_measure, "/x",
+                              {"id": "img-1"})
+
+    def test_raw_counts_the_whole_file(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path, "i")
+        with open(path, "wb") as f:
+            f.write(b"x" * 3000)
+        info = mock.Mock(virtual_size=1024)
+        with mock.patch.object(image_download.image_utils, "qemu_img_info",
+                               return_value=info):
+            self.assertEqual(3000, image_download._written_bytes(
+                path, {"disk_format": "raw"}))
+            self.assertEqual(1024, image_download._written_bytes(
+                path, {"disk_format": "qcow2"}))
