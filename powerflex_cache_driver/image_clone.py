@@ -480,8 +480,8 @@ class ImageCloner:
             try:
                 self._create_internal_volume(internal, entry_volume,
                                              image_id)
-                self._fill_from_image(context, entry_volume, image_location,
-                                      image_meta, image)
+                self._copy_into(context, entry_volume, image_location,
+                                image_meta, image)
                 self._make_available(internal, entry_volume,
                                      image.virtual_bytes)
                 entry = cache.create_cache_entry(internal, entry_volume,
@@ -508,23 +508,14 @@ class ImageCloner:
                                        image_meta, image), True
             return result
 
-    def _fill_from_image(self, context: Any, entry_volume: Any,
-                         image_location: Any, image_meta: dict,
-                         image: image_download.DownloadedImage) -> None:
-        """Create a new cache volume on the array and copy the image in."""
-        entry_volume.update(self.driver.create_volume(entry_volume) or {})
-        entry_volume.save()
-        volume_utils.copy_image_to_volume(self.driver, context, entry_volume,
-                                          image_meta, image_location,
-                                          image.image_service)
-
     def _copy_into(self, context: Any, volume: Any, image_location: Any,
                    image_meta: dict,
                    image: image_download.DownloadedImage) -> dict:
-        """Copy a downloaded image straight into ``volume``.
+        """Create ``volume`` on the array and copy a downloaded image in.
 
-        As Cinder's download path does, but the size recorded is the
-        array's (the driver's ``create_volume``).
+        A new cache entry's volume, or the user's volume itself: as
+        Cinder's download path does, but the size recorded is the array's
+        (the driver's ``create_volume``).
         """
         model_update = self.driver.create_volume(volume)
         volume.update(model_update)

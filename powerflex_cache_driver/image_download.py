@@ -62,10 +62,8 @@ COMPRESSED = "compressed"
 class DownloadedImage:
     """An image downloaded, checked and unpacked for one create."""
 
-    path: str
-    """The downloaded file, unpacked."""
     virtual_bytes: int
-    """Bytes written into a volume: the unpacked image's virtual size."""
+    """Bytes written into a volume (:func:`_written_bytes`)."""
     virtual_gib: int
     """``virtual_bytes`` in GiB, rounded up."""
     image_service: Any
@@ -188,4 +186,4 @@ def download(context: Any, volume: Any, image_meta: dict,
                  {"vol": volume.id, "img": image_id,
                   "container": image_meta.get("container_format"),
                   "bytes": virtual_bytes})
-        yield DownloadedImage(path, virtual_bytes, virtual_gib, service)
+        yield DownloadedImage(virtual_bytes, virtual_gib, service)
