@@ -619,13 +619,35 @@ class PowerFlexCacheMixin:
             lost_answer.remove_late_create(self._get_client(), snapshot)
         super().delete_snapshot(snapshot)
 
+    def charge_extend(self, volume: Any, new_size: int
+                      ) -> tuple[int, quota_charge.RoundingCharge]:
+        """Charge the quota for the size an extend to ``new_size`` records.
+
+        Called by this package's volume manager
+        (:mod:`powerflex_cache_driver.manager`) before the extend, which
+        then records the returned array size instead of ``new_size``.
+        Cinder's API reserved ``new_size``; the project is charged the
+        rounding beyond it.
+
+        :returns: the array size the volume holds after the extend, and
+            the charge (to refund if the extend fails).
+        :raises RoundingExceedsQuota: the project has no room for the
+            rounding; nothing is charged and the array is not asked.
+        """
+        gran = self._granularity()
+        array_gib = sizing.round_up(new_size, gran)
+        charge = quota_charge.RoundingCharge(volume, gran,
+                                             reserved_gib=new_size)
+        charge.cover(array_gib)
+        return array_gib, charge
+
     def extend_volume(self, volume: Any, new_size: int) -> None:
         """Extend a volume, sending the array only what it needs.
 
         On a replicated volume both the primary and the secondary array
-        volumes are extended. This is the one path where Cinder writes the
-        size after the driver returns: it records ``new_size``, which may be
-        below what the array holds.
+        volumes are extended. Cinder writes the size after the driver
+        returns: ``new_size`` with Cinder's volume manager, the array size
+        with this package's (:meth:`charge_extend`).
         """
         LOG.info("Extend volume %(vol)s from %(old)s GiB to %(new)s GiB.",
                  {"vol": volume.id, "old": volume.size, "new": new_size})
@@ -634,8 +656,8 @@ class PowerFlexCacheMixin:
             volume.id, new_size,
             sizing.round_up(volume.size, self._granularity()),
             lambda: self._array_volumes_of(volume))
-        LOG.info("Volume %(vol)s: the array holds %(array)s GiB; Cinder "
-                 "records %(new)s GiB, the size the extend asked for.",
+        LOG.info("Volume %(vol)s: the array holds %(array)s GiB after the "
+                 "extend to %(new)s GiB.",
                  {"vol": volume.id, "array": array_gib, "new": new_size})
 
     def _array_volumes_of(self, volume: Any) -> list[_ArrayVolume]:

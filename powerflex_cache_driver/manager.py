@@ -26,18 +26,33 @@ volumes the driver makes itself are never added and are subtracted when
 Cinder evicts them. So the figure drifts below what the pool holds with
 every delete, until the service restarts.
 
-This manager is Cinder's own with one change: before each stats report it
-counts every pool the driver reports in the database, as the service does
-at start-up (every volume of this backend, or of its cluster, whatever its
-status), so the figure the scheduler gets equals the sum of the recorded
-sizes of the pool's volumes. It applies to every backend of the service
-and does nothing else.
+This manager is Cinder's own with two changes:
+
+* before each stats report it counts every pool the driver reports in the
+  database, as the service does at start-up (every volume of this backend,
+  or of its cluster, whatever its status), so the figure the scheduler
+  gets equals the sum of the recorded sizes of the pool's volumes;
+* an extend records the size the array holds after it, as every create
+  of this package's driver does, instead of the size asked for: Cinder's
+  manager writes the requested size after the driver returns, so an
+  8 GiB volume extended to 10 GiB would record 10 while the guest sees
+  16. The project is charged the rounding before the array is asked
+  (:meth:`PowerFlexCacheMixin.charge_extend
+  <powerflex_cache_driver.driver.PowerFlexCacheMixin.charge_extend>`); a
+  project without room for it gets a user message and its volume back
+  unchanged, and the array is not asked.
+
+Both apply to the backends whose driver is this package's; with another
+driver this manager is Cinder's.
 """
 
 from typing import Any
 
 from cinder import context as cinder_context
+from cinder import exception
+from cinder.message import message_field
 from cinder import objects
+from cinder import quota
 from cinder.volume import manager
 from cinder.volume import volume_utils
 from oslo_log import log as logging
@@ -65,7 +80,84 @@ def pool_allocated_gib(ctxt: Any, backend: str, clustered: bool,
 
 
 class VolumeManager(manager.VolumeManager):
-    """Cinder's volume manager, counting allocated capacity at each report."""
+    """Cinder's volume manager; records array sizes, counts pools."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Volume id -> (array size, charge) of the extends running.
+        self._extends: dict[str, tuple[int, Any]] = {}
+
+    def extend_volume(self, context: Any, volume: Any, new_size: int,
+                      reservations: Any) -> None:
+        """Extend a volume; record the size the array then holds.
+
+        The project is charged the rounding first; when it has no room,
+        the extend is refused with a user message, the volume keeps its
+        size and status, and nothing is sent to the array.
+        """
+        charge_extend = getattr(self.driver, "charge_extend", None)
+        if charge_extend is None or not self.driver.initialized:
+            super().extend_volume(context, volume, new_size, reservations)
+            return
+        try:
+            self._extends[volume.id] = charge_extend(volume, new_size)
+        except exception.QuotaError as error:
+            self._refuse_extend(context, volume, new_size, reservations,
+                                error)
+            return
+        except Exception:
+            LOG.exception("Volume %s: could not charge the quota for the "
+                          "size the extend records.", volume.id)
+            self.extend_volume_completion(context, volume, new_size,
+                                          reservations, error=True)
+            return
+        try:
+            super().extend_volume(context, volume, new_size, reservations)
+        finally:
+            # Still here when the extend ended before its completion.
+            unfinished = self._extends.pop(volume.id, None)
+            if unfinished is not None:
+                unfinished[1].refund()
+
+    def extend_volume_completion(self, context: Any, volume: Any,
+                                 new_size: int, reservations: Any,
+                                 error: bool) -> None:
+        """Finish an extend; record the array size when this manager ran it.
+
+        Cinder commits the reservation of the requested size and writes
+        the size given here; the pool's running count and the
+        ``resize.end`` notification carry it too.
+        """
+        running = self._extends.pop(volume.id, None)
+        if running is not None and error:
+            running[1].refund()
+        elif running is not None:
+            array_gib = running[0]
+            if array_gib > new_size:
+                LOG.info("Volume %(vol)s: extended to %(req)s GiB; "
+                         "recording %(array)s GiB, the size the array "
+                         "holds.", {"vol": volume.id, "req": new_size,
+                                    "array": array_gib})
+                new_size = array_gib
+        super().extend_volume_completion(context, volume, new_size,
+                                         reservations, error)
+
+    def _refuse_extend(self, context: Any, volume: Any, new_size: int,
+                       reservations: Any, error: Exception) -> None:
+        """Give back the reservation and the status; tell the user why."""
+        LOG.error("Volume %(vol)s: extend to %(new)s GiB refused: %(error)s",
+                  {"vol": volume.id, "new": new_size, "error": error})
+        try:
+            quota.QUOTAS.rollback(context, reservations,
+                                  project_id=volume.project_id)
+        finally:
+            volume.status = ("in-use" if volume.volume_attachment
+                             else "available")
+            volume.save()
+            self.message_api.create(
+                context, message_field.Action.EXTEND_VOLUME,
+                resource_uuid=volume.id,
+                detail=message_field.Detail.QUOTA_EXCEED)
 
     def _append_volume_stats(self, vol_stats: dict) -> None:
         """Count each reported pool's allocated capacity, then append it.

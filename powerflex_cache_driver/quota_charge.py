@@ -55,20 +55,26 @@ class RoundingExceedsQuota(exception.QuotaError):
 class RoundingCharge:
     """Quota charged for one volume beyond what Cinder reserved for it.
 
-    ``volume.size`` is what Cinder reserved (the requested size);
+    ``volume.size`` is what Cinder reserved (the requested size) unless
+    ``reserved_gib`` says otherwise;
     :meth:`cover` raises the charge so that the project pays for a recorded
     size, :meth:`refund` gives back everything charged. A volume Cinder
     does not count (``use_quota`` False) is charged nothing.
 
     :param volume_type_id: the type whose ``gigabytes_<type>`` is charged,
         when not the volume's own (a retype's destination type).
+    :param reserved_gib: what Cinder reserved, when not ``volume.size``
+        (an extend reserves the new size).
     """
 
     def __init__(self, volume: Any, granularity_gib: int,
-                 volume_type_id: Optional[str] = None) -> None:
+                 volume_type_id: Optional[str] = None,
+                 reserved_gib: Optional[int] = None) -> None:
         self.volume = volume
         self.granularity_gib = granularity_gib
         self.volume_type_id = volume_type_id or volume.volume_type_id
+        self.reserved_gib = (volume.size if reserved_gib is None
+                             else reserved_gib)
         self.charged_gib = 0
         self._uncounted_logged = False
 
@@ -106,7 +112,7 @@ class RoundingCharge:
 
         :raises RoundingExceedsQuota: the project has no room.
         """
-        delta = recorded_gib - self.volume.size - self.charged_gib
+        delta = recorded_gib - self.reserved_gib - self.charged_gib
         if delta <= 0 or not self._counted():
             return 0
         try:
@@ -116,7 +122,7 @@ class RoundingCharge:
             usage = error.kwargs["usages"][over]
             raise RoundingExceedsQuota(
                 volume_id=self.volume.id, array_size=recorded_gib,
-                requested=self.volume.size,
+                requested=self.reserved_gib,
                 project_id=self.volume.project_id, extra=delta,
                 resource=over, limit=error.kwargs["quotas"][over],
                 consumed=usage["in_use"] + usage["reserved"],
@@ -147,7 +153,7 @@ class RoundingCharge:
                  "(requested %(req)s GiB).",
                  {"vol": self.volume.id, "project": self.volume.project_id,
                   "delta": delta, "size": recorded_gib,
-                  "req": self.volume.size})
+                  "req": self.reserved_gib})
 
     def refund(self) -> None:
         """Give back all quota charged so far (the create failed)."""

@@ -291,7 +291,7 @@ ROWS = [
     Row("snapshotVolumes answer dropped after the array acts",
         "from_snapshot", drop("snapshotVolumes", after=True), AVAILABLE,
         ("snapshotVolumes",)),
-    # extend_volume 16 -> 20 (24 on the array).
+    # extend_volume 16 -> 20 (24 on the array, recorded 24).
     Row("setVolumeSize rc 190 on every retry", "extend",
         fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE, times=3), ERROR,
         ("setVolumeSize",)),
@@ -504,8 +504,10 @@ class FaultMatrix(base.OurDriverTestCase):
             self._deliver()
             volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
             if volume.status == "available":
-                self.assertEqual(20, volume.size)
+                # Recorded at the array size (this package's manager).
+                self.assertEqual(24, volume.size)
                 self.assertEqual(24, self.array_size_gib(volume))
+                self.assert_no_quota_drift()
             return volume.status
         if entry == "delete":
             self.api.delete(self.user_ctx, volume)

@@ -16,7 +16,8 @@ sizes of its volumes Cinder counts (``use_quota`` True), at every moment.
 Two of Cinder's flows around the driver are run here whole:
 
 * a host-assisted migration (``cinder migrate --force-host-copy``) of a
-  volume recorded at 20 GiB that holds 24 on the array (it was extended):
+  volume recorded at 20 GiB that holds 24 on the array (extended by an
+  older release, which recorded the size asked for):
   Cinder makes the destination as a temporary volume (``use_quota``
   False), copies, and at completion swaps the records; the copy fails in
   one test, succeeds in the other (issue 20 item 6);
@@ -134,9 +135,13 @@ class MigrationScenario:
                         force_host_copy=force_copy, new_type_id=None)
 
     def _grown_volume(self) -> Any:
-        """A volume recorded at 20 GiB, 24 on the array (extended)."""
+        """A volume recorded at 20 GiB, 24 on the array (extended).
+
+        As an older release left it (see
+        ``extend_volume_recording_request``).
+        """
         volume, _unused = self.create_volume(16)
-        volume, _unused = self.extend_volume(volume, 20)
+        volume, _unused = self.extend_volume_recording_request(volume, 20)
         self.assertEqual(24, self.array_size_gib(volume))
         self.assertEqual(20, self.quota_usage()["gigabytes"])
         return volume
@@ -293,7 +298,7 @@ class GroupCloneScenario:
                                 self.admin_ctx, self.volume_type["id"]))
         self.casts.drain()
         first = self._volumes_of(group)[0]
-        self.extend_volume(first, 20)
+        self.extend_volume_recording_request(first, 20)
         self.assertEqual(
             [(20, 24), (16, 16)],
             [(v.size, self.array_size_gib(v))

@@ -333,9 +333,8 @@ class DecisionLog(base.DriverTestCase):
         output = "\n".join(logs.output)
         self.assertIn("array size 8 GiB is below requested 9 GiB, extend "
                       "to 16 GiB", output)
-        self.assertIn("Volume %s: the array holds 16 GiB; Cinder records 9 "
-                      "GiB, the size the extend asked for." % volume.id,
-                      output)
+        self.assertIn("Volume %s: the array holds 16 GiB after the extend "
+                      "to 9 GiB." % volume.id, output)
 
     def test_password_never_logged(self):
         logger = logging.getLogger()

@@ -13,10 +13,10 @@
 
 On an array that allocates in granules (8 GiB), the driver records the size
 the array holds: a 10 GiB request is recorded as 16 GiB, a clone or a
-volume from a snapshot at least at its source's array size. An extend is
-the one path where Cinder writes the requested size itself (the array
-holds it rounded up). After every step the project's quota usage must
-equal what its volumes and snapshots add up to.
+volume from a snapshot at least at its source's array size, an extended
+volume at the size the array holds after the extend (with this package's
+volume manager). After every step the project's quota usage must equal
+what its volumes and snapshots add up to.
 """
 
 from tempest.common import waiters
@@ -90,23 +90,22 @@ class VolumeSizesTest(base.PowerFlexCacheBaseTest):
 
     @decorators.idempotent_id("4169e34a-2778-44da-8541-85e661339201")
     def test_extend_and_clone_of_extended(self) -> None:
-        """An extend records the size asked for; its clone the array's.
+        """An extend records the array size; so does its clone.
 
-        Cinder writes the extend's size itself after the driver returns, so
-        an extend from one granule to granule + 2 records granule + 2 while
-        the array holds two granules; a clone of that volume is recorded at
-        two granules, all of what the array holds. An extend within the
-        rounding is accepted (the array is not asked).
+        An extend from one granule to granule + 2 records two granules,
+        what the array then holds, and is charged for them; a clone of
+        that volume is recorded at two granules too, and a later extend
+        to three granules records three.
         """
         gran = self.granularity
         volume = self.create_volume(size=gran)
         extended = self._extend(volume["id"], gran + 2)
-        self.assertEqual(gran + 2, extended["size"])
+        self.assertEqual(2 * gran, extended["size"])
         self.assert_usage_matches_records()
         clone = self.create_volume(source_volid=volume["id"], size=None)
-        self.assert_recorded_size(clone, 2 * gran, gran + 2)
-        extended = self._extend(volume["id"], 2 * gran)
-        self.assertEqual(2 * gran, extended["size"])
+        self.assert_recorded_size(clone, 2 * gran, 2 * gran)
+        extended = self._extend(volume["id"], 3 * gran)
+        self.assertEqual(3 * gran, extended["size"])
         self.assert_usage_matches_records()
 
     @decorators.idempotent_id("274f52f1-6e3e-4af0-8550-5233d14bce8c")
