@@ -93,6 +93,11 @@ IMAGE_CHECK_ERRORS = (
 )
 """Refusals of Cinder's image checks: the create fails, as in Cinder."""
 
+MAX_ENTRY_LOOKUPS = 3
+"""How many times one create looks for an entry to clone before it makes
+one itself: an entry found can be removed before it is cloned (its array
+volume gone)."""
+
 MAX_ROTATIONS_PER_CREATE = 3
 """How many full entries one create replaces before it copies the image
 into the volume instead: with many creates at once, a new entry's vtree can
@@ -306,30 +311,34 @@ class ImageCloner:
             LOG.info("Volume %s: no Cinder internal tenant configured, the "
                      "image-volume cache is not used.", volume.id)
             return NOT_CLONED
-        found = self._fresh_entry(internal, volume, image_meta)
-        result = None
-        if found is not None:
+        for _attempt in range(MAX_ENTRY_LOOKUPS):
+            found = self._fresh_entry(internal, volume, image_meta)
+            if found is None:
+                # The lock Cinder's own cache-miss path takes: one entry
+                # per image. Held to look again and, on a miss, to make
+                # the entry; an entry another create made meanwhile is
+                # cloned outside it, as Cinder's own path does, so that
+                # the creates that waited for it clone side by side.
+                with coordination.COORDINATOR.get_lock(image_meta["id"]):
+                    found = self._fresh_entry(internal, volume, image_meta)
+                    if found is None:
+                        return self._download_and_clone(
+                            context, internal, volume, image_location,
+                            image_meta, image_service)
             result = self._clone_entry(internal, volume, found, image_meta)
-        if result is None:
-            # The lock Cinder's own cache-miss path takes: one entry per
-            # image.
-            with coordination.COORDINATOR.get_lock(image_meta["id"]):
-                found = self._fresh_entry(internal, volume, image_meta)
-                if found is not None:
-                    # Made by another create while this one waited.
-                    result = self._clone_entry(internal, volume, found,
-                                               image_meta)
-                if result is None:
-                    return self._download_and_clone(
-                        context, internal, volume, image_location,
-                        image_meta, image_service)
-        if result is DOWNLOAD:
-            with image_download.download(context, volume, image_meta,
-                                         image_service,
-                                         self.driver.db) as image:
-                return self._copy_into(context, volume, image_location,
-                                       image_meta, image), True
-        return result
+            if result is DOWNLOAD:
+                with image_download.download(context, volume, image_meta,
+                                             image_service,
+                                             self.driver.db) as image:
+                    return self._copy_into(context, volume, image_location,
+                                           image_meta, image), True
+            if result is not None:
+                return result
+        # Each entry found was removed before this create could clone it.
+        with coordination.COORDINATOR.get_lock(image_meta["id"]):
+            return self._download_and_clone(
+                context, internal, volume, image_location, image_meta,
+                image_service)
 
     def _clone_entry(self, internal: Any, volume: Any,
                      found: tuple[Any, Any], image_meta: dict,

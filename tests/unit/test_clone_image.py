@@ -355,8 +355,10 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         self.cache_entry(image_meta)
         self.gateway.fail("snapshotVolumes", *VTREE_FULL)
         cloner = image_clone.ImageCloner(driver)
+        # The full entry; gone at the rotation, at the next look and at
+        # the look again under the image's lock.
         entries = [db_api.image_volume_cache_get_all(self.ctx)[0], None,
-                   None]
+                   None, None]
         with mock.patch.object(cloner, "_cache_entry",
                                side_effect=entries), \
                 mock.patch.object(cloner,
@@ -365,6 +367,40 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
                 self.project_ctx.elevated(), self.new_volume(60), None,
                 image_meta, None))
         copy.assert_not_called()
+
+    def test_entry_made_while_waiting_is_cloned_outside_the_lock(self):
+        # A create that finds no entry waits for the image's lock; the
+        # entry another create made meanwhile is cloned after the lock is
+        # given back, so that the creates that waited clone side by side
+        # (and across the services of a cluster) as in Cinder's own path.
+        driver = self.driver()
+        image_meta = self.image()
+        self.cache_entry(image_meta)
+        entry = db_api.image_volume_cache_get_all(self.ctx)[0]
+        cloner = image_clone.ImageCloner(driver)
+        held = []
+        lock = mock.MagicMock()
+        lock.__enter__.side_effect = lambda: held.append(True)
+        lock.__exit__.side_effect = lambda *exc: held.pop() and None
+        clone = driver.create_cloned_volume
+        lock_held_at_clone = []
+
+        def cloned(*args):
+            lock_held_at_clone.append(bool(held))
+            return clone(*args)
+        with mock.patch.object(cloner, "_cache_entry",
+                               side_effect=[None, entry]), \
+                mock.patch.object(image_clone.coordination.COORDINATOR,
+                                  "get_lock", return_value=lock) as get, \
+                mock.patch.object(driver, "create_cloned_volume",
+                                  side_effect=cloned):
+            _model_update, cloned_ok = cloner.clone_image(
+                self.project_ctx.elevated(), self.new_volume(60), None,
+                image_meta, None)
+        self.assertTrue(cloned_ok)
+        get.assert_called_once_with(image_meta["id"])
+        self.assertEqual([False], lock_held_at_clone)
+        self.miss.assert_not_called()
 
     def test_rotation_uses_entry_another_service_rotated(self):
         # Two services of a cluster hit the full vtree; the second one to
