@@ -194,3 +194,31 @@ def log_in_again_on_401(client: Optional[Any]) -> None:
     if "is_get_request" in params:
         return  # this release's client already does it
     client._check_response = _login_again_on_401(client)
+
+
+def sync_quota_usage(project_id: str) -> None:
+    """Sync a project's quota usage to its records, as Cinder's tool does.
+
+    The code of ``cinder-manage quota sync --project-id`` (its printout
+    dropped), run in a write transaction: up to Cinder 28 that code runs
+    in a read transaction, so what it fixes is never committed.
+    """
+    import contextlib
+    import io
+
+    from cinder.cmd import manage as cinder_manage
+    from cinder import context as cinder_context
+    from cinder.db import api as db_api
+    from cinder import quota
+
+    transactions = getattr(db_api, "main_context_manager", None)
+    if transactions is None:
+        from cinder.db.sqlalchemy import api as sqlalchemy_api
+        transactions = sqlalchemy_api.main_context_manager
+    resources = dict(quota.QUOTAS.resources)
+    resources.update(quota.GROUP_QUOTAS.resources)
+    ctxt = cinder_context.get_admin_context()
+    with transactions.writer.using(ctxt), \
+            contextlib.redirect_stdout(io.StringIO()):
+        cinder_manage.QuotaCommands()._check_project_sync(
+            ctxt, project_id, True, resources)

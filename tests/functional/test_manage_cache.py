@@ -1,0 +1,463 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``powerflex-cache-manage cache list|warm|evict`` against a real Cinder.
+
+The commands run in-process against the harness's cinder-volume service,
+database and simulated array, with the harness's configuration (its
+``[powerflex]`` section). The harness has no HTTP API: changes go through
+:class:`ApiAdapter`, which offers :class:`BlockStorage
+<powerflex_cache_driver.cmd.block_storage.BlockStorage>`'s methods over
+Cinder's real volume API (quotas, cache eviction, the volume manager).
+The HTTP client itself is covered by ``tests/unit/test_block_storage.py``.
+The command line (parsing, ``--config-file`` errors, options after the
+action) is run in a subprocess against real files (:class:`TestCommandLine`).
+"""
+
+import datetime
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any, Optional
+
+from cinder import context as cinder_context
+from cinder.db import api as db
+from cinder import exception
+from cinder.message import message_field
+from cinder import objects
+from cinder.volume import volume_types
+from oslo_config import cfg
+from oslo_utils import units
+import testtools
+
+from powerflex_cache_driver.cmd import block_storage
+from powerflex_cache_driver.cmd import common
+from powerflex_cache_driver.cmd import manage
+from powerflex_cache_driver import half_made
+from tests.functional import base
+from tests.functional import cloud
+
+GIB = units.Gi
+MIB = units.Mi
+PIECES = [(0, MIB), (GIB, MIB)]
+
+ADMIN_PROJECT_ID = "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e55"
+ADMIN_USER_ID = "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b66"
+
+
+class ApiAdapter:
+    """BlockStorage's methods over the harness's in-process volume API.
+
+    Requests are made as an admin of :data:`ADMIN_PROJECT_ID`; casts are
+    delivered to the volume manager when the command waits. ``writes``
+    lists every create, delete and extend asked for.
+    """
+
+    def __init__(self, test: Any) -> None:
+        self.test = test
+        self.ctx = cinder_context.RequestContext(
+            user_id=ADMIN_USER_ID, project_id=ADMIN_PROJECT_ID,
+            is_admin=True, roles=["admin", "member", "reader"])
+        self.writes: list[tuple] = []
+
+    @property
+    def project_id(self) -> str:
+        """The admin's project."""
+        return ADMIN_PROJECT_ID
+
+    @staticmethod
+    def _as_api(volume: Any) -> dict:
+        return {"id": volume.id, "status": volume.status,
+                "size": volume.size}
+
+    def create_volume(self, size: int, image_ref: Optional[str] = None,
+                      volume_type: Optional[str] = None,
+                      name: Optional[str] = None) -> dict:
+        """``POST /volumes``."""
+        self.writes.append(("create", size, image_ref, volume_type))
+        vtype = (volume_types.get_volume_type_by_name(self.ctx, volume_type)
+                 if volume_type else None)
+        try:
+            volume = self.test.api.create(self.ctx, size, name, None,
+                                          image_id=image_ref,
+                                          volume_type=vtype)
+        except (exception.OverQuota, exception.QuotaError) as error:
+            raise block_storage.OverQuota(str(error), 413)
+        return self._as_api(volume)
+
+    def get_volume(self, volume_id: str) -> dict:
+        """``GET /volumes/{id}``."""
+        try:
+            volume = objects.Volume.get_by_id(self.ctx, volume_id)
+        except exception.VolumeNotFound as error:
+            raise block_storage.NotFound(str(error), 404)
+        return self._as_api(volume)
+
+    def wait_for_status(self, volume_id: str, statuses: Any,
+                        timeout: float = 600.0) -> dict:
+        """Deliver the casts, then show the volume."""
+        self.test.casts.drain()
+        return self.get_volume(volume_id)
+
+    def delete_volume(self, volume_id: str) -> None:
+        """``DELETE /volumes/{id}``."""
+        self.writes.append(("delete", volume_id))
+        try:
+            volume = objects.Volume.get_by_id(self.ctx, volume_id)
+        except exception.VolumeNotFound as error:
+            raise block_storage.NotFound(str(error), 404)
+        self.test.api.delete(self.ctx, volume)
+
+    def wait_gone(self, volume_id: str, timeout: float = 600.0) -> None:
+        """Deliver the casts; the volume must be gone."""
+        self.test.casts.drain()
+        try:
+            volume = self.get_volume(volume_id)
+        except block_storage.NotFound:
+            return
+        raise block_storage.ApiError("volume %s is %s" %
+                                     (volume_id, volume["status"]))
+
+    def extend_volume(self, volume_id: str, new_size: int) -> None:
+        """``os-extend``."""
+        self.writes.append(("extend", volume_id, new_size))
+        volume = objects.Volume.get_by_id(self.ctx, volume_id)
+        try:
+            self.test.api.extend(self.ctx, volume, new_size)
+        except (exception.OverQuota, exception.QuotaError) as error:
+            raise block_storage.OverQuota(str(error), 413)
+        except exception.Invalid as error:
+            raise block_storage.ApiError(str(error), 400)
+
+    def list_messages(self, resource_id: str) -> list[str]:
+        """The user messages of a resource, as the API words them."""
+        rows = db.message_get_all(self.test.admin_ctx,
+                                  filters={"resource_uuid": resource_id})
+        return ["%s: %s" % (message_field.translate_action(m["action_id"]),
+                            message_field.translate_detail(m["detail_id"]))
+                for m in rows]
+
+    def get_image(self, image_id: str) -> dict:
+        """``GET /v2/images/{id}``."""
+        try:
+            return self.test.images.show(self.ctx, image_id)
+        except exception.ImageNotFound as error:
+            raise block_storage.NotFound(str(error), 404)
+
+
+class ManageTestCase(base.OurDriverTestCase):
+    """The command's functions with the harness's cinder.conf."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        # cinder-volume's host option: the service runs as SERVICE_HOST.
+        self.override_config("host", cloud.SERVICE_HOST.split("@")[0])
+        self.backends = common.select_backends(cfg.CONF)
+
+    def run_command(self, function: Any, *args: Any,
+                    **kwargs: Any) -> tuple[int, str]:
+        """Run a ``run_*`` function; its exit status and output."""
+        out = io.StringIO()
+        status = function(self.backends, *args, out=out, **kwargs)
+        return status, out.getvalue()
+
+    def cached_image(self, name: str) -> tuple[dict, Any]:
+        """An image and a user volume made from it (a cache miss)."""
+        meta, _disk = self.make_image(name, 2 * GIB, PIECES, name)
+        volume, _unused = self.create_volume(8, image_id=meta["id"])
+        return meta, volume
+
+
+class TestCacheList(ManageTestCase):
+    """``cache list``: Cinder's cache entries against the array."""
+
+    def _list(self, images: Optional[Any] = None) -> tuple[int, dict]:
+        status, output = self.run_command(manage.run_cache_list, "json",
+                                          images=images)
+        return status, json.loads(output)
+
+    def test_entry_of_an_image_create(self) -> None:
+        meta, _volume = self.cached_image("img")
+        entry_volume = self.cache_volume(meta["id"])
+        array = self.array_volume(entry_volume.provider_id)
+        mark = len(self.sim.calls)
+        status, listing = self._list(ApiAdapter(self))
+        self.assertEqual(0, status)
+        self.assertEqual([], listing["half_made"])
+        [entry] = listing["entries"]
+        self.assertEqual(
+            (meta["id"], "img", entry_volume.id, self.pool_host(), 8, 8,
+             []),
+            (entry["image_id"], entry["image_name"], entry["volume_id"],
+             entry["service"], entry["recorded_gib"], entry["array_gib"],
+             entry["flags"]))
+        self.assertEqual(2 * GIB, entry["virtual_size_bytes"])
+        self.assertEqual("cache volume", entry["virtual_size_source"])
+        # The entry's vtree holds the user's volume (a snapshot).
+        self.assertEqual(self.sim.array.snapshot_count(array.vtree_id),
+                         entry["vtree_snapshots"])
+        self.assertEqual(1, entry["vtree_snapshots"])
+        self.assertEqual(126, entry["vtree_snapshot_limit"])
+        # Looking is free: the array only answered GET requests.
+        self.assertEqual({"GET"}, {call.method for call in
+                                   self.sim.calls[mark:]
+                                   if call.op != "login"})
+
+    def test_table_without_image_service(self) -> None:
+        meta, _volume = self.cached_image("img")
+        entry_volume = self.cache_volume(meta["id"])
+        status, output = self.run_command(manage.run_cache_list, "table")
+        self.assertEqual(0, status)
+        self.assertIn(entry_volume.id, output)
+        self.assertIn("1/126 snapshots", output)
+        self.assertIn("2.00 GiB (cache volume)", output)
+
+    def test_flags_entries_whose_volumes_are_gone(self) -> None:
+        gone_meta, _volume = self.cached_image("gone-on-array")
+        on_array = self.cache_volume(gone_meta["id"])
+        # Removed on the array behind Cinder's back.
+        self.sim.array.remove_volume(on_array.provider_id)
+        deleted_meta, _volume = self.cached_image("gone-in-cinder")
+        in_cinder = self.cache_volume(deleted_meta["id"])
+        # Test only: the row deleted behind the cache's back (the command
+        # never writes Cinder's database).
+        db.volume_destroy(self.admin_ctx, in_cinder.id)
+
+        status, listing = self._list()
+        self.assertEqual(1, status)
+        flags = {e["volume_id"]: e["flags"] for e in listing["entries"]}
+        self.assertEqual({on_array.id: ["array volume gone"],
+                          in_cinder.id: ["volume gone"]}, flags)
+
+        status, output = self.run_command(manage.run_cache_list, "table")
+        self.assertEqual(1, status)
+        self.assertIn("Entry %s (image %s): array volume gone. The array "
+                      "volume was removed outside Cinder: run "
+                      "`powerflex-cache-manage cache evict %s --backend "
+                      "powerflex`." % (on_array.id, gone_meta["id"],
+                                       gone_meta["id"]), output)
+
+    def test_stale_entry_is_flagged_when_the_image_service_answers(
+            self) -> None:
+        meta, disk = self.make_image("img", 2 * GIB, PIECES, "img")
+        self.create_volume(8, image_id=meta["id"])
+        self.images.replace_data(meta["id"], disk, meta["updated_at"] +
+                                 datetime.timedelta(minutes=5))
+        status, listing = self._list(ApiAdapter(self))
+        self.assertEqual((1, ["stale"]),
+                         (status, listing["entries"][0]["flags"]))
+
+    def test_half_made_cache_volume_is_listed(self) -> None:
+        meta, _volume = self.cached_image("img")
+        # Test only: what a cinder-volume killed while making a cache
+        # volume leaves once its start-up clean-up ran.
+        internal = cinder_context.RequestContext(
+            user_id=cloud.INTERNAL_USER_ID,
+            project_id=cloud.INTERNAL_PROJECT_ID, is_admin=False)
+        left = objects.Volume(
+            context=internal, size=8, host=self.pool_host(),
+            user_id=cloud.INTERNAL_USER_ID,
+            project_id=cloud.INTERNAL_PROJECT_ID,
+            display_name=half_made.display_name(meta["id"]),
+            status="error", attach_status="detached")
+        left.create()
+        half_made.mark(db, internal, left, meta["id"])
+        status, listing = self._list()
+        self.assertEqual(1, status)
+        self.assertEqual([(left.id, meta["id"], "error")],
+                         [(h["volume_id"], h["image_id"], h["status"])
+                          for h in listing["half_made"]])
+        self.assertEqual([], listing["entries"][0]["flags"])
+        status, output = self.run_command(manage.run_cache_list, "table")
+        self.assertIn("Volume %s (image %s): half-made, error." %
+                      (left.id, meta["id"]), output)
+
+
+class TestCacheWarm(ManageTestCase):
+    """``cache warm``: a fresh entry per volume type, through the API."""
+
+    def test_miss_then_fresh(self) -> None:
+        meta, _disk = self.make_image("img", 2 * GIB, PIECES, "img")
+        before = self.quota_usage(ADMIN_PROJECT_ID)
+        api = ApiAdapter(self)
+        status, output = self.run_command(manage.run_cache_warm, api,
+                                          meta["id"], [], "json")
+        self.assertEqual(0, status, output)
+        [row] = json.loads(output)["warm"]
+        entry_volume = self.cache_volume(meta["id"])
+        self.assertEqual(("warmed", entry_volume.id, True, "__DEFAULT__"),
+                         (row["result"], row["entry_volume_id"],
+                          row["downloaded"], row["volume_type"]))
+        self.assertEqual(1, self.images.downloads[meta["id"]])
+        # The warming volume: 1 GiB asked (2 GiB image -> 2), made, gone.
+        self.assertEqual(("create", 2, meta["id"], "__DEFAULT__"),
+                         api.writes[0])
+        self.assertEqual(("delete", row["warming_volume_id"]),
+                         api.writes[1])
+        self.assertRaises(exception.VolumeNotFound, objects.Volume.get_by_id,
+                          self.admin_ctx, row["warming_volume_id"])
+        self.assertEqual(before, self.quota_usage(ADMIN_PROJECT_ID))
+        self.assertEqual(8, self.array_size_gib(entry_volume))
+
+        again = ApiAdapter(self)
+        mark = len(self.sim.calls)
+        status, output = self.run_command(manage.run_cache_warm, again,
+                                          meta["id"], [], "table")
+        self.assertEqual(0, status, output)
+        self.assertEqual([], again.writes)
+        self.assertEqual([], [c for c in self.sim.calls[mark:]
+                              if c.method != "GET"])
+        self.assertIn("fresh", output)
+        self.assertIn(entry_volume.id, output)
+        self.assertEqual(1, self.images.downloads[meta["id"]])
+
+    def test_unknown_volume_type_is_refused(self) -> None:
+        meta, _disk = self.make_image("img", 2 * GIB, PIECES, "img")
+        self.assertRaises(common.CommandError, manage.cache_warm,
+                          self.backends, ApiAdapter(self), meta["id"],
+                          ["no-such-type"])
+
+
+class TestCacheEvict(ManageTestCase):
+    """``cache evict``: entries' volumes deleted through the API."""
+
+    def test_evict_one_image(self) -> None:
+        first, _volume = self.cached_image("first")
+        second, _volume = self.cached_image("second")
+        evicted = self.cache_volume(first["id"])
+        kept = self.cache_volume(second["id"])
+        internal_before = self.quota_usage(cloud.INTERNAL_PROJECT_ID)
+        api = ApiAdapter(self)
+        status, output = self.run_command(manage.run_cache_evict, api,
+                                          first["id"], "json")
+        self.assertEqual(0, status, output)
+        self.assertEqual([(first["id"], evicted.id, "evicted")],
+                         [(r["image_id"], r["volume_id"], r["result"])
+                          for r in json.loads(output)["evicted"]])
+        self.assertEqual([], self.cache_entries(first["id"]))
+        self.assertEqual([kept.id], [e["volume_id"]
+                                     for e in self.cache_entries()])
+        self.assertNotIn(evicted.provider_id, self.sim.array.volumes)
+        self.assertEqual(internal_before["gigabytes"] - 8,
+                         self.quota_usage(
+                             cloud.INTERNAL_PROJECT_ID)["gigabytes"])
+        self.assert_no_quota_drift()
+
+    def test_evict_all(self) -> None:
+        first, _volume = self.cached_image("first")
+        second, _volume = self.cached_image("second")
+        volumes = {self.cache_volume(first["id"]).id,
+                   self.cache_volume(second["id"]).id}
+        status, output = self.run_command(manage.run_cache_evict,
+                                          ApiAdapter(self), None, "table")
+        self.assertEqual(0, status, output)
+        self.assertEqual([], self.cache_entries())
+        for volume_id in volumes:
+            self.assertIn(volume_id, output)
+        self.assertEqual(0, self.quota_usage(
+            cloud.INTERNAL_PROJECT_ID)["gigabytes"])
+        status, output = self.run_command(manage.run_cache_evict,
+                                          ApiAdapter(self), None, "table")
+        self.assertEqual((0, True), (status, "No cache entry" in output))
+
+
+CONF_LVM = """[DEFAULT]
+enabled_backends = lvm
+[lvm]
+volume_driver = cinder.volume.drivers.lvm.LVMVolumeDriver
+"""
+
+CONF_OURS = """[DEFAULT]
+enabled_backends = pf
+[pf]
+volume_driver = powerflex_cache_driver.driver.PowerFlexCacheDriver
+san_ip = 127.0.0.1
+san_login = admin
+san_password = not-printed-secret
+"""
+
+
+class TestCommandLine(testtools.TestCase):
+    """``main([...])`` in a fresh interpreter, with real files."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = tempfile.mkdtemp()
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.tmp]))
+
+    def _conf(self, text: str) -> str:
+        path = os.path.join(self.tmp, "cinder.conf")
+        with open(path, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        return path
+
+    def main(self, *argv: str) -> tuple[int, str, str]:
+        """Run ``manage.main(argv)``; status, stdout, stderr."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("OS_")}
+        env.update(HOME=self.tmp, PYTHONWARNINGS="ignore")
+        code = ("import sys; from powerflex_cache_driver.cmd import manage;"
+                "sys.exit(manage.main(sys.argv[1:]))")
+        done = subprocess.run([sys.executable, "-c", code] + list(argv),
+                              capture_output=True, text=True, env=env,
+                              cwd=self.tmp, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+
+    def test_missing_config_file(self) -> None:
+        missing = os.path.join(self.tmp, "nope.conf")
+        status, out, err = self.main("--config-file", missing,
+                                     "cache", "list")
+        self.assertEqual(2, status)
+        self.assertIn("Cannot read the configuration file(s) %s. Give "
+                      "cinder.conf with --config-file." % missing, err)
+
+    def test_options_after_the_action(self) -> None:
+        path = self._conf(CONF_LVM)
+        status, out, err = self.main("--config-file", path, "cache", "list",
+                                     "--format", "json", "--backend", "lvm")
+        self.assertEqual(2, status)
+        error = json.loads(out)["error"]
+        self.assertIn("--backend lvm: its volume_driver is "
+                      "cinder.volume.drivers.lvm.LVMVolumeDriver", error)
+
+    def test_options_before_the_category(self) -> None:
+        path = self._conf(CONF_LVM)
+        status, out, err = self.main("--config-file", path, "--backend",
+                                     "nosuch", "--format", "json",
+                                     "volumes", "reconcile")
+        self.assertEqual(2, status)
+        self.assertIn("--backend nosuch: no such backend in "
+                      "enabled_backends (lvm)", json.loads(out)["error"])
+
+    def test_evict_needs_an_image_or_all(self) -> None:
+        path = self._conf(CONF_OURS)
+        status, out, err = self.main("--config-file", path, "cache",
+                                     "evict", "--backend", "pf")
+        self.assertEqual(2, status)
+        self.assertIn("give an image id or --all", err)
+
+    def test_changes_need_credentials(self) -> None:
+        path = self._conf(CONF_OURS)
+        status, out, err = self.main("--config-file", path, "cache",
+                                     "warm", "some-image")
+        self.assertEqual(2, status)
+        self.assertIn("No Keystone URL: set OS_AUTH_URL", err)
+        self.assertNotIn("not-printed-secret", out + err)
+
+    def test_unknown_format_is_refused(self) -> None:
+        path = self._conf(CONF_OURS)
+        status, out, err = self.main("--config-file", path, "cache", "list",
+                                     "--format", "yaml")
+        self.assertEqual(2, status)
+        self.assertIn("invalid choice: 'yaml'", err)
