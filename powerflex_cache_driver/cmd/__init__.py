@@ -11,7 +11,13 @@
 #    under the License.
 """Operator commands: powerflex-cache-status, powerflex-cache-manage."""
 
-from cinder import objects
+import warnings
+
+# Importing Cinder imports eventlet, which warns on standard error that it
+# is deprecated: nothing an operator of these commands can act on.
+warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
+
+from cinder import objects  # noqa: E402
 
 # As cinder-volume does before it loads a driver: the driver's modules
 # import Cinder's volume manager, which needs Cinder's objects.

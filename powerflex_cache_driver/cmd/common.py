@@ -30,6 +30,7 @@ from typing import Any, Iterable, Optional, Sequence, TextIO
 from cinder.common import config as cinder_config  # noqa: F401 (options)
 from cinder import context as cinder_context
 from cinder.volume import configuration
+from cinder.volume import driver as volume_driver
 from cinder.volume import manager as volume_manager
 from oslo_config import cfg
 from oslo_utils import importutils
@@ -126,9 +127,11 @@ def load_config(argv: Sequence[str], version: str = "") -> cfg.ConfigOpts:
 
 
 def _backend(conf: cfg.ConfigOpts, name: str) -> Backend:
+    # The options cinder-volume reads for every backend, whatever its
+    # driver (volume_backend_name, the image-volume cache...).
     config = configuration.Configuration(
-        volume_manager.volume_backend_opts + [backend_host_opt],
-        config_group=name)
+        volume_manager.volume_backend_opts + volume_driver.volume_opts +
+        volume_driver.image_opts + [backend_host_opt], config_group=name)
     host = "%s@%s" % (config.backend_host or conf.host, name)
     cluster = "%s@%s" % (conf.cluster, name) if conf.cluster else None
     return Backend(name=name, driver_path=config.volume_driver,
