@@ -91,6 +91,10 @@ class PowerFlexCacheMixin:
         # Volume id -> requested size, for volumes clone_image left to
         # Cinder's own image path (see create_volume).
         self._image_volume_sizes: dict[str, int] = {}
+        # Volume id -> array size after an extend, until this package's
+        # volume manager records it (array_size_after_extend).
+        self._extended_sizes: dict[str, int] = {}
+        self._manager_records_extends = False
 
     def do_setup(self, context: Any) -> None:
         """Set up Cinder's driver and wrap its REST clients.
@@ -103,28 +107,32 @@ class PowerFlexCacheMixin:
                        getattr(self, "secondary_client", None)):
             compat.log_in_again_on_401(client)
             lost_answer.recover_lost_answers(client)
-        self._check_volume_manager()
+        self._manager_records_extends = self._check_volume_manager()
 
     @staticmethod
-    def _check_volume_manager() -> None:
-        """Warn when the pools' allocated capacity will drift.
+    def _check_volume_manager() -> bool:
+        """Whether this package's volume manager runs; warn when not.
 
         Only this package's volume manager reports what Cinder records
-        (:mod:`powerflex_cache_driver.manager`).
+        (:mod:`powerflex_cache_driver.manager`) and records the array
+        size after an extend.
         """
         try:
             chosen = importutils.import_class(CONF.volume_manager)
         except (ImportError, ValueError):
-            return
-        if not issubclass(chosen, manager.VolumeManager):
+            return False
+        ours = issubclass(chosen, manager.VolumeManager)
+        if not ours:
             LOG.warning("volume_manager is %(chosen)s: the pools' "
                         "allocated_capacity_gb will read below the sizes "
                         "Cinder records, since this driver records the "
                         "array size and makes image-volume cache volumes "
-                        "itself. Set volume_manager = %(ours)s in "
-                        "[DEFAULT] to report the database's figure.",
+                        "itself, and an extend will record the size asked "
+                        "for, below the array size. Set volume_manager = "
+                        "%(ours)s in [DEFAULT].",
                         {"chosen": CONF.volume_manager,
                          "ours": manager.CLASS_PATH})
+        return ours
 
     # -- helpers -----------------------------------------------------------
 
@@ -619,27 +627,25 @@ class PowerFlexCacheMixin:
             lost_answer.remove_late_create(self._get_client(), snapshot)
         super().delete_snapshot(snapshot)
 
-    def charge_extend(self, volume: Any, new_size: int
-                      ) -> tuple[int, quota_charge.RoundingCharge]:
-        """Charge the quota for the size an extend to ``new_size`` records.
+    def reserve_extend(self, volume: Any, new_size: int
+                       ) -> tuple[int, list]:
+        """Reserve the quota for the size an extend to ``new_size`` records.
 
         Called by this package's volume manager
         (:mod:`powerflex_cache_driver.manager`) before the extend, which
-        then records the returned array size instead of ``new_size``.
-        Cinder's API reserved ``new_size``; the project is charged the
-        rounding beyond it.
+        then records the array size instead of ``new_size``. Cinder's API
+        reserved ``new_size``; the rounding beyond it is reserved here, to
+        be committed or rolled back with Cinder's reservations.
 
-        :returns: the array size the volume holds after the extend, and
-            the charge (to refund if the extend fails).
+        :returns: the array size the extend leads to, and the reservations.
         :raises RoundingExceedsQuota: the project has no room for the
-            rounding; nothing is charged and the array is not asked.
+            rounding; nothing is reserved and the array is not asked.
         """
         gran = self._granularity()
         array_gib = sizing.round_up(new_size, gran)
         charge = quota_charge.RoundingCharge(volume, gran,
                                              reserved_gib=new_size)
-        charge.cover(array_gib)
-        return array_gib, charge
+        return array_gib, charge.reserve(array_gib)
 
     def extend_volume(self, volume: Any, new_size: int) -> None:
         """Extend a volume, sending the array only what it needs.
@@ -647,7 +653,7 @@ class PowerFlexCacheMixin:
         On a replicated volume both the primary and the secondary array
         volumes are extended. Cinder writes the size after the driver
         returns: ``new_size`` with Cinder's volume manager, the array size
-        with this package's (:meth:`charge_extend`).
+        (:meth:`array_size_after_extend`) with this package's.
         """
         LOG.info("Extend volume %(vol)s from %(old)s GiB to %(new)s GiB.",
                  {"vol": volume.id, "old": volume.size, "new": new_size})
@@ -659,6 +665,16 @@ class PowerFlexCacheMixin:
         LOG.info("Volume %(vol)s: the array holds %(array)s GiB after the "
                  "extend to %(new)s GiB.",
                  {"vol": volume.id, "array": array_gib, "new": new_size})
+        if self._manager_records_extends:
+            self._extended_sizes[volume.id] = array_gib
+
+    def array_size_after_extend(self, volume_id: str) -> Optional[int]:
+        """The size the array held after the volume's last extend, once.
+
+        More than the rounded request when the volume was grown on the
+        array outside Cinder.
+        """
+        return self._extended_sizes.pop(volume_id, None)
 
     def _array_volumes_of(self, volume: Any) -> list[_ArrayVolume]:
         """The array volumes behind a Cinder volume, secondary first."""

@@ -326,19 +326,24 @@ class ImageCloner:
                             context, internal, volume, image_location,
                             image_meta, image_service)
             result = self._clone_entry(internal, volume, found, image_meta)
-            if result is DOWNLOAD:
-                with image_download.download(context, volume, image_meta,
-                                             image_service,
-                                             self.driver.db) as image:
-                    return self._copy_into(context, volume, image_location,
-                                           image_meta, image), True
             if result is not None:
-                return result
-        # Each entry found was removed before this create could clone it.
-        with coordination.COORDINATOR.get_lock(image_meta["id"]):
-            return self._download_and_clone(
-                context, internal, volume, image_location, image_meta,
-                image_service)
+                break
+        else:
+            # Each entry found was removed before this create could clone
+            # it: other creates are replacing them; copy the image.
+            LOG.warning("Volume %(vol)s: %(n)d cache entries of image "
+                        "%(img)s were removed before they could be cloned; "
+                        "copying the image into the volume.",
+                        {"vol": volume.id, "n": MAX_ENTRY_LOOKUPS,
+                         "img": image_meta["id"]})
+            result = DOWNLOAD
+        if result is DOWNLOAD:
+            with image_download.download(context, volume, image_meta,
+                                         image_service,
+                                         self.driver.db) as image:
+                return self._copy_into(context, volume, image_location,
+                                       image_meta, image), True
+        return result
 
     def _clone_entry(self, internal: Any, volume: Any,
                      found: tuple[Any, Any], image_meta: dict,

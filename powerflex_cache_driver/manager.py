@@ -36,11 +36,12 @@ This manager is Cinder's own with two changes:
   of this package's driver does, instead of the size asked for: Cinder's
   manager writes the requested size after the driver returns, so an
   8 GiB volume extended to 10 GiB would record 10 while the guest sees
-  16. The project is charged the rounding before the array is asked
-  (:meth:`PowerFlexCacheMixin.charge_extend
-  <powerflex_cache_driver.driver.PowerFlexCacheMixin.charge_extend>`); a
-  project without room for it gets a user message and its volume back
-  unchanged, and the array is not asked.
+  16. The quota for the rounding is reserved before the array is asked
+  (:meth:`PowerFlexCacheMixin.reserve_extend
+  <powerflex_cache_driver.driver.PowerFlexCacheMixin.reserve_extend>`)
+  and committed with Cinder's own reservations; a project without room
+  for it gets a user message and its volume back unchanged, and the
+  array is not asked.
 
 Both apply to the backends whose driver is this package's; with another
 driver this manager is Cinder's.
@@ -56,6 +57,8 @@ from cinder import quota
 from cinder.volume import manager
 from cinder.volume import volume_utils
 from oslo_log import log as logging
+
+from powerflex_cache_driver import quota_charge
 
 LOG = logging.getLogger(__name__)
 
@@ -84,63 +87,84 @@ class VolumeManager(manager.VolumeManager):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Volume id -> (array size, charge) of the extends running.
-        self._extends: dict[str, tuple[int, Any]] = {}
+        # Volume id -> the array size an extend running leads to.
+        self._extends: dict[str, int] = {}
 
     def extend_volume(self, context: Any, volume: Any, new_size: int,
                       reservations: Any) -> None:
         """Extend a volume; record the size the array then holds.
 
-        The project is charged the rounding first; when it has no room,
-        the extend is refused with a user message, the volume keeps its
-        size and status, and nothing is sent to the array.
+        The quota for the rounding is reserved first, beside what Cinder's
+        API reserved for the size asked: Cinder commits both when it
+        records the size, and rolls both back when the extend fails. When
+        the project has no room, the extend is refused with a user
+        message, the volume keeps its size and status, and nothing is
+        sent to the array.
         """
-        charge_extend = getattr(self.driver, "charge_extend", None)
-        if charge_extend is None or not self.driver.initialized:
+        reserve_extend = getattr(self.driver, "reserve_extend", None)
+        if reserve_extend is None or not self.driver.initialized:
             super().extend_volume(context, volume, new_size, reservations)
             return
         try:
-            self._extends[volume.id] = charge_extend(volume, new_size)
+            array_gib, more = reserve_extend(volume, new_size)
         except exception.QuotaError as error:
             self._refuse_extend(context, volume, new_size, reservations,
                                 error)
             return
         except Exception:
-            LOG.exception("Volume %s: could not charge the quota for the "
+            LOG.exception("Volume %s: could not reserve the quota for the "
                           "size the extend records.", volume.id)
             self.extend_volume_completion(context, volume, new_size,
                                           reservations, error=True)
             return
+        self._extends[volume.id] = array_gib
         try:
-            super().extend_volume(context, volume, new_size, reservations)
+            super().extend_volume(context, volume, new_size,
+                                  list(reservations or []) + more)
         finally:
-            # Still here when the extend ended before its completion.
-            unfinished = self._extends.pop(volume.id, None)
-            if unfinished is not None:
-                unfinished[1].refund()
+            self._extends.pop(volume.id, None)
 
     def extend_volume_completion(self, context: Any, volume: Any,
                                  new_size: int, reservations: Any,
                                  error: bool) -> None:
         """Finish an extend; record the array size when this manager ran it.
 
-        Cinder commits the reservation of the requested size and writes
-        the size given here; the pool's running count and the
-        ``resize.end`` notification carry it too.
+        Cinder commits the reservations and writes the size given here;
+        the pool's running count and the ``resize.end`` notification carry
+        it too.
         """
-        running = self._extends.pop(volume.id, None)
-        if running is not None and error:
-            running[1].refund()
-        elif running is not None:
-            array_gib = running[0]
-            if array_gib > new_size:
-                LOG.info("Volume %(vol)s: extended to %(req)s GiB; "
-                         "recording %(array)s GiB, the size the array "
-                         "holds.", {"vol": volume.id, "req": new_size,
-                                    "array": array_gib})
-                new_size = array_gib
+        planned = self._extends.pop(volume.id, None)
+        if planned is not None and not error:
+            new_size = self._recorded_size(volume, new_size, planned)
         super().extend_volume_completion(context, volume, new_size,
                                          reservations, error)
+
+    def _recorded_size(self, volume: Any, new_size: int,
+                       planned: int) -> int:
+        """The size an extend records: what the array holds after it.
+
+        ``planned`` is reserved; a volume grown on the array outside
+        Cinder holds more, and the project is charged for that too.
+        """
+        held = self.driver.array_size_after_extend(volume.id) or planned
+        if held > planned:
+            charge = quota_charge.RoundingCharge(
+                volume, self.driver._granularity(), reserved_gib=planned)
+            try:
+                charge.cover(held)
+            except exception.QuotaError as error:
+                LOG.error("Volume %(vol)s: records %(held)s GiB, what the "
+                          "array holds (grown outside Cinder), without the "
+                          "quota for it: %(error)s Sync the project's "
+                          "usage with powerflex-cache-manage volumes "
+                          "reconcile --fix.",
+                          {"vol": volume.id, "held": held, "error": error})
+        record = max(held, planned)
+        if record > new_size:
+            LOG.info("Volume %(vol)s: extended to %(req)s GiB; recording "
+                     "%(array)s GiB, the size the array holds.",
+                     {"vol": volume.id, "req": new_size, "array": record})
+        return record
 
     def _refuse_extend(self, context: Any, volume: Any, new_size: int,
                        reservations: Any, error: Exception) -> None:

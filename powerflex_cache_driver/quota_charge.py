@@ -92,6 +92,17 @@ class RoundingCharge:
                       "project": self.volume.project_id})
         return False
 
+    def _reservations(self, delta_gib: int) -> list:
+        """Reserve ``delta_gib`` for the project; return the reservations.
+
+        :raises OverQuota: the project has no room for it.
+        """
+        admin = cinder_context.get_admin_context()
+        deltas = {"gigabytes": delta_gib}
+        QUOTAS.add_volume_type_opts(admin, deltas, self.volume_type_id)
+        return QUOTAS.reserve(admin, project_id=self.volume.project_id,
+                              **deltas)
+
     def _commit(self, delta_gib: int, keep: bool = True) -> None:
         """Reserve ``delta_gib``; commit it, or roll it back at once.
 
@@ -99,35 +110,64 @@ class RoundingCharge:
         """
         admin = cinder_context.get_admin_context()
         project_id = self.volume.project_id
-        deltas = {"gigabytes": delta_gib}
-        QUOTAS.add_volume_type_opts(admin, deltas, self.volume_type_id)
-        reservations = QUOTAS.reserve(admin, project_id=project_id, **deltas)
+        reservations = self._reservations(delta_gib)
         if keep:
             QUOTAS.commit(admin, reservations, project_id=project_id)
         else:
             QUOTAS.rollback(admin, reservations, project_id=project_id)
+
+    def _delta(self, recorded_gib: int) -> int:
+        """The GiB ``recorded_gib`` needs beyond reservation and charge."""
+        delta = recorded_gib - self.reserved_gib - self.charged_gib
+        if delta <= 0 or not self._counted():
+            return 0
+        return delta
+
+    def _exceeds(self, error: exception.OverQuota, recorded_gib: int,
+                 delta: int) -> RoundingExceedsQuota:
+        """The error to raise for an ``OverQuota`` of ``delta`` more."""
+        over = error.kwargs["overs"][0]
+        usage = error.kwargs["usages"][over]
+        return RoundingExceedsQuota(
+            volume_id=self.volume.id, array_size=recorded_gib,
+            requested=self.reserved_gib,
+            project_id=self.volume.project_id, extra=delta,
+            resource=over, limit=error.kwargs["quotas"][over],
+            consumed=usage["in_use"] + usage["reserved"],
+            granularity=self.granularity_gib)
 
     def _reserve(self, recorded_gib: int, keep: bool) -> int:
         """Reserve what ``recorded_gib`` needs beyond the charge; return it.
 
         :raises RoundingExceedsQuota: the project has no room.
         """
-        delta = recorded_gib - self.reserved_gib - self.charged_gib
-        if delta <= 0 or not self._counted():
+        delta = self._delta(recorded_gib)
+        if not delta:
             return 0
         try:
             self._commit(delta, keep)
         except exception.OverQuota as error:
-            over = error.kwargs["overs"][0]
-            usage = error.kwargs["usages"][over]
-            raise RoundingExceedsQuota(
-                volume_id=self.volume.id, array_size=recorded_gib,
-                requested=self.reserved_gib,
-                project_id=self.volume.project_id, extra=delta,
-                resource=over, limit=error.kwargs["quotas"][over],
-                consumed=usage["in_use"] + usage["reserved"],
-                granularity=self.granularity_gib)
+            raise self._exceeds(error, recorded_gib, delta)
         return delta
+
+    def reserve(self, recorded_gib: int) -> list:
+        """Reserve what ``recorded_gib`` needs, to commit with Cinder's own.
+
+        For an extend: the reservations join the ones Cinder's API made
+        for the size asked, which Cinder commits when it records the size,
+        rolls back when the extend fails, and expires when the service
+        dies before either.
+
+        :returns: the reservations (none when nothing more is needed).
+        :raises RoundingExceedsQuota: the project has no room.
+        """
+        delta = self._delta(recorded_gib)
+        if not delta:
+            return []
+        try:
+            return self._reservations(delta)
+        except exception.OverQuota as error:
+            raise self._exceeds(error, recorded_gib, delta)
 
     def check(self, recorded_gib: int) -> None:
         """Make sure the project has room for ``recorded_gib``; charge none.

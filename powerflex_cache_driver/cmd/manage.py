@@ -295,11 +295,17 @@ def _warm_one(ctx: Any, api: Any, image: dict, type_name: str,
                        % (error, api.project_id))
         return
     row.warming_volume_id = volume["id"]
-    volume = api.wait_for_status(volume["id"], ("available",), timeout)
-    if volume.get("status") != "available":
-        _warming_failed(api, row, volume)
-    api.delete_volume(volume["id"])
-    api.wait_gone(volume["id"], timeout)
+    try:
+        volume = api.wait_for_status(volume["id"], ("available",), timeout)
+        if volume.get("status") != "available":
+            _warming_failed(api, row, volume)
+        api.delete_volume(volume["id"])
+        api.wait_gone(volume["id"], timeout)
+    except block_storage.WaitTimeout as error:
+        row.message = ("%s Delete the warming volume once it is settled "
+                       "(openstack volume delete %s), then warm again "
+                       "with a longer --timeout." % (error, volume["id"]))
+        return
     row.seconds = round(time.monotonic() - started, 1)
     if row.message:
         return

@@ -38,6 +38,7 @@ from powerflex_cache_driver.cmd import block_storage
 from powerflex_cache_driver.cmd import cache_report
 from powerflex_cache_driver.cmd import common
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import sizing
 
 EXTENDED = "extended"
 TO_FIX = "to fix"
@@ -120,7 +121,7 @@ def _extend_command(row: VolumeRow) -> str:
 
 
 def _row(volume: Any, array_gib: Optional[int], backend: common.Backend,
-         cache_ids: set) -> VolumeRow:
+         cache_ids: set, granularity: int) -> VolumeRow:
     row = VolumeRow(volume_id=volume.id, project_id=volume.project_id,
                     status=volume.status, recorded_gib=volume.size,
                     array_gib=array_gib, backend=backend.name,
@@ -130,6 +131,24 @@ def _row(volume: Any, array_gib: Optional[int], backend: common.Backend,
         row.reason = ("the array holds no volume for it (by provider_id "
                       "%s or by name)" % volume.provider_id)
         row.command = "openstack volume show %s" % volume.id
+    elif not volume.provider_id:
+        # An extend through Cinder would address no array volume.
+        row.action = LEFT
+        row.reason = ("no provider_id: its array volume was found by its "
+                      "name only, so Cinder cannot extend it; look at the "
+                      "volume's create in the cinder-volume log")
+        row.command = "openstack volume show %s" % volume.id
+    elif array_gib > sizing.round_up(volume.size, granularity):
+        # The driver decides from the recorded size: it would send the
+        # array a resize to the size it already holds.
+        row.action = LEFT
+        row.reason = ("grown on the array outside Cinder (recorded %d GiB "
+                      "stands for %d GiB, the array holds %d): an extend "
+                      "sends the array a resize to the size it holds"
+                      % (volume.size,
+                         sizing.round_up(volume.size, granularity),
+                         array_gib))
+        row.command = _extend_command(row)
     elif volume.status == "available":
         row.reason = "recorded %d GiB, the array holds %d GiB" % (
             volume.size, array_gib)
@@ -157,16 +176,19 @@ def short_volumes(ctx: Any, backend: common.Backend,
     """
     cache_ids = {entry["volume_id"]
                  for entry in cache_report.entries_of(ctx, backend)}
+    granularity = sizing.granularity(compat.is_erasure_coded(array.client))
     rows = []
     for volume in backend_volumes(ctx, backend, project_id):
         found = array.volume_of(volume)
         if found is None:
             if volume.status in ("available", "in-use"):
-                rows.append(_row(volume, None, backend, cache_ids))
+                rows.append(_row(volume, None, backend, cache_ids,
+                                 granularity))
             continue
         array_gib = cache_report.size_gib(found)
         if volume.size < array_gib:
-            rows.append(_row(volume, array_gib, backend, cache_ids))
+            rows.append(_row(volume, array_gib, backend, cache_ids,
+                             granularity))
     return rows
 
 
@@ -195,6 +217,22 @@ def project_row(ctx: Any, project_id: str) -> ProjectRow:
                        "--project %s (extends, then syncs with "
                        "cinder-manage quota sync)" % project_id)
     return row
+
+
+BUSY_STATUSES = ("creating", "downloading", "extending", "retyping",
+                 "maintenance")
+"""Volume statuses whose quota is charged before its size is recorded."""
+
+
+def busy_volumes(ctx: Any, project_id: str) -> list[str]:
+    """The project's volumes between a quota charge and their record.
+
+    A sync then would take back what their creates or extends charged.
+    """
+    return [volume.id for volume in objects.VolumeList.get_all_by_project(
+                ctx, project_id, filters={})
+            if volume.status in BUSY_STATUSES or
+            volume.migration_status in ("starting", "migrating")]
 
 
 def sync_usage(ctx: Any, row: ProjectRow) -> ProjectRow:
@@ -226,7 +264,14 @@ def _fix_one(api: Any, row: VolumeRow, timeout: float) -> None:
         row.action = FAILED
         row.reason = str(error)
         return
-    volume = api.wait_for_status(row.volume_id, ("available",), timeout)
+    try:
+        volume = api.wait_for_status(row.volume_id, ("available",), timeout)
+    except block_storage.WaitTimeout as error:
+        row.action = LEFT
+        row.reason = "%s after the extend" % error
+        row.command = ("openstack volume show %s; once it is available, "
+                       "run the reconcile again" % row.volume_id)
+        return
     _record_outcome(api, row, volume)
 
 
@@ -272,6 +317,20 @@ def reconcile(backends: Iterable[common.Backend],
     report.projects = [project_row(ctx, project)
                        for project in sorted(projects)]
     if fix:
-        report.projects = [sync_usage(ctx, row) if row.difference_gib
-                           else row for row in report.projects]
+        report.projects = [_sync_when_settled(ctx, row)
+                           for row in report.projects]
     return report
+
+
+def _sync_when_settled(ctx: Any, row: ProjectRow) -> ProjectRow:
+    """Sync a project whose usage differs, unless it has volumes busy."""
+    if not row.difference_gib:
+        return row
+    busy = busy_volumes(ctx, row.project_id)
+    if not busy:
+        return sync_usage(ctx, row)
+    row.command = ("volumes %s are being created, extended or moved: run "
+                   "powerflex-cache-manage volumes reconcile --fix "
+                   "--project %s again once they are settled"
+                   % (", ".join(busy), row.project_id))
+    return row

@@ -409,7 +409,7 @@ class CloudMixin:
         volume manager): a volume recorded below what the array holds,
         charged what it records.
         """
-        with mock.patch.object(self.driver, "charge_extend", None):
+        with mock.patch.object(self.driver, "reserve_extend", None):
             return self.extend_volume(volume, new_size)
 
     def spy(self, obj: Any, name: str) -> list[Any]:

@@ -22,11 +22,14 @@ records the size asked for.
 """
 
 from typing import Any
+from unittest import mock
 
 from cinder.db import api as db_api
 from cinder.message import message_field
 from cinder import objects
+from cinder import quota
 
+from powerflex_cache_driver import quota_charge
 from powerflex_cache_driver.simulator import errors
 from tests.functional import base
 from tests.functional import cloud
@@ -125,6 +128,39 @@ class TestExtendRecordsArraySize(ExtendScenario, base.OurDriverTestCase):
         self.assertEqual([(message_field.Action.EXTEND_VOLUME[0],
                            message_field.Detail.DRIVER_FAILED_EXTEND[0])],
                          self._messages(volume))
+
+    def test_volume_grown_outside_cinder_records_what_it_holds(self) -> None:
+        """The array refuses to shrink a volume grown on it to 32 GiB."""
+        volume, _unused = self.create_volume(8)
+        self.sim.array.set_volume_size(volume.provider_id, 32)
+        volume, _unused = self._extend(volume, 10)
+        self.assertEqual(("available", 32, 32),
+                         (volume.status, volume.size,
+                          self.array_size_gib(volume)))
+        self.assertEqual(32, self.quota_usage()["gigabytes"])
+        self.assert_no_quota_drift()
+        self.assert_sizes_cover_array()
+
+    def test_service_dying_mid_extend_leaves_only_reservations(self) -> None:
+        """Nothing is committed before Cinder records the size.
+
+        The rounding is reserved beside Cinder's own reservation; when the
+        service dies before the completion, both expire as Cinder's do.
+        """
+        self.override_config("reservation_expire", -1)
+        volume, _unused = self.create_volume(8)
+
+        class ServiceKilled(BaseException):
+            """The process ends here: no handler, no clean-up runs."""
+
+        # A killed process gives nothing back either.
+        with mock.patch.object(self.driver, "extend_volume",
+                               side_effect=ServiceKilled()), \
+                mock.patch.object(quota_charge.RoundingCharge, "refund"):
+            self.assertRaises(ServiceKilled, self._extend, volume, 10)
+        quota.QUOTAS.expire(self.admin_ctx)
+        self.assertEqual(8, self.quota_usage()["gigabytes"])
+        self.assertEqual({}, self.manager._extends)
 
 
 class TestExtendUnderCinderManager(ExtendScenario, base.OurDriverTestCase):

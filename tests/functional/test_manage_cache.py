@@ -322,6 +322,25 @@ class TestCacheWarm(ManageTestCase):
         self.assertIn(entry_volume.id, output)
         self.assertEqual(1, self.images.downloads[meta["id"]])
 
+    def test_wait_timeout_names_the_warming_volume(self) -> None:
+        """A volume still being made is reported, not hidden by an error."""
+        meta, _disk = self.make_image("img", 2 * GIB, PIECES, "img")
+        api = ApiAdapter(self)
+
+        def never_available(volume_id: str, statuses: Any,
+                            timeout: float = 0) -> dict:
+            raise block_storage.WaitTimeout(
+                "Volume %s is still downloading after 600 s." % volume_id)
+        api.wait_for_status = never_available
+        status, output = self.run_command(manage.run_cache_warm, api,
+                                          meta["id"], [], "json")
+        self.assertEqual(2, status, output)
+        [row] = json.loads(output)["warm"]
+        self.assertEqual("failed", row["result"])
+        self.assertIn("Delete the warming volume once it is settled "
+                      "(openstack volume delete %s)"
+                      % row["warming_volume_id"], row["message"])
+
     def test_unknown_volume_type_is_refused(self) -> None:
         meta, _disk = self.make_image("img", 2 * GIB, PIECES, "img")
         self.assertRaises(common.CommandError, manage.cache_warm,

@@ -134,6 +134,68 @@ class TestReconcile(test_manage_cache.ManageTestCase):
         status, report = self.reconcile(fix=True, api=ApiAdapter(self))
         self.assertEqual((0, []), (status, report["volumes"]))
 
+    def test_no_sync_while_a_create_is_charged_but_not_recorded(self) -> None:
+        """A project with a volume being created is not synced.
+
+        The driver charges the rounding before the volume records the
+        array size; a sync in between took it back (usage 6 GiB below the
+        records once the create ended).
+        """
+        self.short_volume()
+        cover = quota_charge.RoundingCharge.cover
+        reports = []
+
+        def cover_then_reconcile(charge: Any, recorded_gib: int) -> None:
+            cover(charge, recorded_gib)
+            if not reports:
+                reports.append(self.reconcile(fix=True,
+                                              api=ApiAdapter(self)))
+        with mock.patch.object(quota_charge.RoundingCharge, "cover",
+                               autospec=True,
+                               side_effect=cover_then_reconcile):
+            volume, _unused = self.create_volume(10)
+        _status, report = reports[0]
+        [project] = report["projects"]
+        self.assertEqual((None, 6), (project["synced_from_gib"],
+                                     project["difference_gib"]))
+        self.assertIn("volumes %s are being created" % volume.id,
+                      project["command"])
+        self.assertEqual(32, self.quota_usage()["gigabytes"])
+        self.assert_no_quota_drift()
+
+    def test_volume_grown_outside_cinder_is_left(self) -> None:
+        """Its extend would send the array a resize: listed, not fixed."""
+        volume, _unused = self.create_volume(8)
+        self.sim.array.set_volume_size(volume.provider_id, 32)
+        api = ApiAdapter(self)
+        mark = len(self.sim.calls)
+        status, report = self.reconcile(fix=True, api=api)
+        self.assertEqual(1, status)
+        [row] = report["volumes"]
+        self.assertEqual(("left", 8, 32), (row["action"], row["recorded_gib"],
+                                           row["array_gib"]))
+        self.assertIn("grown on the array outside Cinder", row["reason"])
+        self.assertEqual([], api.writes)
+        self.assertEqual({"GET"}, {c.method for c in self.sim.calls[mark:]
+                                   if c.op != "login"})
+
+    def test_volume_without_provider_id_is_left(self) -> None:
+        """Found by name only: an extend would address no array volume."""
+        volume = self.short_volume()
+        # Test only: as a create whose answer was lost leaves it.
+        db.volume_update(self.admin_ctx, volume.id, {"provider_id": None})
+        api = ApiAdapter(self)
+        status, report = self.reconcile(fix=True, api=api)
+        self.assertEqual(1, status)
+        [row] = report["volumes"]
+        self.assertEqual(("left", 10, 16), (row["action"],
+                                            row["recorded_gib"],
+                                            row["array_gib"]))
+        self.assertIn("no provider_id", row["reason"])
+        self.assertEqual([], api.writes)
+        self.assertEqual("available", objects.Volume.get_by_id(
+            self.admin_ctx, volume.id).status)
+
     def test_in_use_volume_is_left_with_the_command(self) -> None:
         volume = self.short_volume()
         # Test only: attached, as far as the records go.
@@ -172,7 +234,7 @@ class TestReconcile(test_manage_cache.ManageTestCase):
         entry_volume = self.cache_volume(meta["id"])
         # As Cinder's volume manager records an extend (the size asked).
         admin = ApiAdapter(self)
-        with mock.patch.object(self.driver, "charge_extend", None):
+        with mock.patch.object(self.driver, "reserve_extend", None):
             admin.extend_volume(entry_volume.id, 10)
             self.casts.drain()
         short = objects.Volume.get_by_id(self.admin_ctx, entry_volume.id)

@@ -36,6 +36,7 @@ left and the create still succeeds through Cinder's own path.
 import collections
 import os
 from typing import Any, Callable
+from unittest import mock
 
 from cinder import context as cinder_context
 from cinder.db import api as db_api
@@ -429,3 +430,30 @@ class TestInterruptedRotationOurs(RotationHelpers, base.OurDriverTestCase):
                          self.quota_drift(cloud.INTERNAL_PROJECT_ID))
         self.assert_no_quota_drift()
         self.assert_array_matches_db()
+
+
+class TestEntriesRemovedUnderCreateOurs(RotationHelpers,
+                                        base.OurDriverTestCase):
+    """Every entry a create finds is removed before it can clone it."""
+
+    def test_image_copied_without_a_second_entry(self) -> None:
+        """A boot storm replacing entries under a create: no duplicate.
+
+        Other creates remove each entry this one finds (for instance a
+        full vtree with powerflex_cache_rotate_full_vtree False) while the
+        entry it would make stays: the create copies the image into the
+        volume instead of making a second entry of the image.
+        """
+        meta, image = self.make_image("storm", 2 * GIB, [(0, MIB)], "s")
+        self.create_volume(8, image_id=meta["id"])
+        self.assertEqual(1, len(self.cache_entries(meta["id"])))
+        found = []
+        with mock.patch.object(image_clone.ImageCloner, "_clone_entry",
+                               autospec=True,
+                               side_effect=lambda *args: found.append(1)):
+            volume, _unused = self.create_volume(8, image_id=meta["id"])
+        self.assertEqual(image_clone.MAX_ENTRY_LOOKUPS, len(found))
+        self.assertEqual(1, len(self.cache_entries(meta["id"])))
+        self.assertEqual(2, self.images.downloads[meta["id"]])
+        self.assert_volume_content(volume, image)
+        self.assert_sizes_cover_array()
