@@ -51,6 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
                                "middle of a cache entry rotation, restart "
                                "it, check Cinder's clean-up and what is "
                                "left")
+    switch = commands.add_parser(
+        "switch-driver", help="restart both cinder-volume services with "
+                              "the other driver (database, array, images "
+                              "and service names kept)")
+    switch.add_argument("driver", choices=sorted(layout.DRIVERS))
+    switch.add_argument("--reinstall", action="store_true",
+                        help="first reinstall this package from the "
+                             "checkout into the services' virtualenv, as "
+                             "`up` does")
+    over = commands.add_parser(
+        "switch-over", help="volumes made by Cinder's driver, then this "
+                            "package's driver on them, and "
+                            "powerflex-cache-manage volumes reconcile")
+    over.add_argument("--reinstall", action="store_true",
+                      help="reinstall this package into the services' "
+                           "virtualenv at the first switch")
     return parser
 
 
@@ -66,6 +82,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "status":
             return the_cloud.status()
         description = the_cloud.layout.read_description()
+        if args.command == "switch-driver":
+            from tools.cloudlib import switch
+            return switch.main(args.driver, reinstall=args.reinstall)
+        if args.command == "switch-over":
+            from tools.cloudlib import switch_over
+            return switch_over.main(description, reinstall=args.reinstall)
         if args.command == "tempest":
             from tools.cloudlib import tempest
             return tempest.main(description, regex=args.regex,

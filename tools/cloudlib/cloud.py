@@ -249,7 +249,11 @@ class Cloud:
             "--host", layout.HOST, "--port", str(layout.PORTS["gateway"]),
             "--workdir", workdir, "--loop-devices",
             "--by-id-dir", BY_ID_DIR, "--sdc-guid", layout.SDC_GUID,
-            "--snapshot-limit", str(layout.SNAPSHOT_LIMIT)],
+            "--snapshot-limit", str(layout.SNAPSHOT_LIMIT),
+            # Every request in the gateway's log (method, path, status,
+            # operation; never credentials): the array's call log, for
+            # scenarios that count what a command sent to the array.
+            "--verbose"],
             env=self._service_env())
         fragment = os.path.join(workdir, "cinder-backend.conf")
         procs.wait_until(lambda: os.path.exists(fragment), 60,
