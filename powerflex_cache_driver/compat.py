@@ -200,8 +200,11 @@ def sync_quota_usage(project_id: str) -> None:
     """Sync a project's quota usage to its records, as Cinder's tool does.
 
     The code of ``cinder-manage quota sync --project-id`` (its printout
-    dropped), run in a write transaction: up to Cinder 28 that code runs
-    in a read transaction, so what it fixes is never committed.
+    dropped), with two repairs: it runs in a write transaction (up to
+    Cinder 28 that code runs in a read transaction, so what it fixes is
+    never committed), and it leaves out the usage of volume types deleted
+    since (``gigabytes_<type>``, ``volumes_<type>``...), on which Cinder's
+    tool stops with a ``KeyError``.
     """
     import contextlib
     import io
@@ -210,6 +213,15 @@ def sync_quota_usage(project_id: str) -> None:
     from cinder import context as cinder_context
     from cinder.db import api as db_api
     from cinder import quota
+
+    class KnownResourcesSync(cinder_manage.QuotaCommands):
+        """Cinder's quota sync over the resources that still exist."""
+
+        def _get_usages(self, ctxt: Any, resources: dict,
+                        project: str) -> list:
+            return [usage for usage in
+                    super()._get_usages(ctxt, resources, project)
+                    if usage.resource in resources]
 
     transactions = getattr(db_api, "main_context_manager", None)
     if transactions is None:
@@ -220,5 +232,5 @@ def sync_quota_usage(project_id: str) -> None:
     ctxt = cinder_context.get_admin_context()
     with transactions.writer.using(ctxt), \
             contextlib.redirect_stdout(io.StringIO()):
-        cinder_manage.QuotaCommands()._check_project_sync(
-            ctxt, project_id, True, resources)
+        KnownResourcesSync()._check_project_sync(ctxt, project_id, True,
+                                                 resources)

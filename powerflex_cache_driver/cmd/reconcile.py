@@ -328,7 +328,13 @@ def _sync_when_settled(ctx: Any, row: ProjectRow) -> ProjectRow:
         return row
     busy = busy_volumes(ctx, row.project_id)
     if not busy:
-        return sync_usage(ctx, row)
+        try:
+            return sync_usage(ctx, row)
+        except Exception as error:  # Cinder's code: report, go on
+            row.command = ("the quota sync failed (%s: %s): run "
+                           "cinder-manage quota sync --project-id %s"
+                           % (type(error).__name__, error, row.project_id))
+            return row
     row.command = ("volumes %s are being created, extended or moved: run "
                    "powerflex-cache-manage volumes reconcile --fix "
                    "--project %s again once they are settled"
