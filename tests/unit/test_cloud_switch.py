@@ -340,3 +340,15 @@ class TestReport(testtools.TestCase):
         self.assertEqual(
             "AAECAwQFBgcICQoLDA0ODw==",
             switch_over.array_name("00010203-0405-0607-0809-0a0b0c0d0e0f"))
+
+
+class CloudPorts(testtools.TestCase):
+    """The cloud's fixed ports cannot be handed out as source ports."""
+
+    def test_ports_below_the_ephemeral_range(self) -> None:
+        with open("/proc/sys/net/ipv4/ip_local_port_range",
+                  encoding="ascii") as ports:
+            low, _high = (int(port) for port in ports.read().split())
+        self.assertEqual({}, {name: port for name, port
+                              in layout.PORTS.items() if port >= low})
+        self.assertEqual(len(layout.PORTS), len(set(layout.PORTS.values())))

@@ -187,7 +187,7 @@ class MariaDB(Service):
     name = "mariadb"
 
     def __init__(self, state_dir: str, table: procs.ProcessTable,
-                 port: int = 43306, buffer_pool_mb: int = 128) -> None:
+                 port: int, buffer_pool_mb: int = 128) -> None:
         """Keep the server's files in ``<state_dir>/mariadb``."""
         super().__init__(state_dir, table)
         self.port = port
@@ -441,8 +441,8 @@ class RabbitMQ(Service):
     epmd_name = "rabbitmq-epmd"
 
     def __init__(self, state_dir: str, table: procs.ProcessTable,
-                 port: int = 45672, dist_port: int = 45673,
-                 epmd_port: int = 44369, user: str = "openstack",
+                 port: int, dist_port: int, epmd_port: int,
+                 user: str = "openstack",
                  password: str = "openstack",
                  node: str = "cloud@localhost") -> None:
         """Keep the node's files in ``<state_dir>/rabbitmq``."""
@@ -633,7 +633,7 @@ class Redis(Service):
     name = "redis"
 
     def __init__(self, state_dir: str, table: procs.ProcessTable,
-                 port: int = 46379) -> None:
+                 port: int) -> None:
         """Run in ``<state_dir>/redis``."""
         super().__init__(state_dir, table)
         self.port = port

@@ -25,18 +25,22 @@ from typing import Any
 HOST = "127.0.0.1"
 
 PORTS = {
-    "mariadb": 43306,
-    "rabbitmq": 45672,
-    "rabbitmq_dist": 45673,
-    "epmd": 44369,
-    "redis": 46379,
-    "keystone": 45000,
-    "glance": 49292,
-    "cinder": 48776,
-    "gateway": 48443,
+    "mariadb": 21306,
+    "rabbitmq": 21672,
+    "rabbitmq_dist": 21673,
+    "epmd": 21369,
+    "redis": 21379,
+    "keystone": 21500,
+    "glance": 21292,
+    "cinder": 21776,
+    "gateway": 21443,
 }
-"""Loopback ports of every service (picked away from the services' usual
-ports, so a system instance of any of them does not get in the way)."""
+"""Loopback ports of every service: away from the services' usual ports,
+so that a system instance of any of them does not get in the way, and
+below the kernel's ephemeral range (``ip_local_port_range``, 32768 and up
+by default), so that no outgoing connection on the machine (the readiness
+polls' own included) can be handed one of them before its service binds
+it."""
 
 REGION = "RegionOne"
 CLUSTER = "cloud"

@@ -501,43 +501,27 @@ class Scenario:
 
     def run(self) -> None:
         """Run every step; checks that fail are recorded."""
-        started = time.monotonic()
-        self.to("stock", reinstall=self.reinstall)
-        self.phase("switch to stock", started)
-
-        started = time.monotonic()
-        self.make_old_volumes()
-        self.phase("old volumes made by Cinder's driver", started)
-
-        started = time.monotonic()
-        self.to("ours")
-        self.phase("switch to ours", started)
-
-        started = time.monotonic()
-        self.use_old_volumes()
-        self.phase("old volumes cloned and snapshotted with ours", started)
-
-        started = time.monotonic()
-        self.reconcile()
-        self.phase("reconcile, --fix, --fix again", started)
-
-        started = time.monotonic()
-        self.operator_commands()
-        self.phase("status check; cache warm, list, evict", started)
-
-        started = time.monotonic()
-        self.tail_and_extend()
-        self.phase("clone keeps the tail; old volumes extend", started)
-
-        started = time.monotonic()
-        self.to("stock")
-        self.back_on_stock()
-        self.phase("back on stock", started)
-
-        started = time.monotonic()
-        self.to("ours")
-        self.cleanup()
-        self.phase("switch to ours, delete everything", started)
+        steps = [
+            ("switch to stock",
+             lambda: self.to("stock", reinstall=self.reinstall)),
+            ("old volumes made by Cinder's driver", self.make_old_volumes),
+            ("switch to ours", lambda: self.to("ours")),
+            ("old volumes cloned and snapshotted with ours",
+             self.use_old_volumes),
+            ("reconcile, --fix, --fix again", self.reconcile),
+            ("status check; cache warm, list, evict",
+             self.operator_commands),
+            ("clone keeps the tail; old volumes extend",
+             self.tail_and_extend),
+            ("back on stock", lambda: (self.to("stock"),
+                                       self.back_on_stock())),
+            ("switch to ours, delete everything",
+             lambda: (self.to("ours"), self.cleanup())),
+        ]
+        for name, step in steps:
+            started = time.monotonic()
+            step()
+            self.phase(name, started)
 
     def make_old_volumes(self) -> None:
         """Step 1: what Cinder's driver makes, and a tail pattern."""
