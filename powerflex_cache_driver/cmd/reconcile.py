@@ -37,6 +37,7 @@ from cinder import objects
 from powerflex_cache_driver.cmd import block_storage
 from powerflex_cache_driver.cmd import cache_report
 from powerflex_cache_driver.cmd import common
+from powerflex_cache_driver.cmd import quota_sync
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import sizing
 
@@ -239,9 +240,9 @@ def sync_usage(ctx: Any, row: ProjectRow) -> ProjectRow:
     """Sync a project's usage to its records with Cinder's own quota sync.
 
     The code of ``cinder-manage quota sync --project-id``, which Cinder
-    allows while its services run (:func:`compat.sync_quota_usage`).
+    allows while its services run (:func:`quota_sync.sync_quota_usage`).
     """
-    compat.sync_quota_usage(row.project_id)
+    quota_sync.sync_quota_usage(row.project_id)
     synced = project_row(ctx, row.project_id)
     synced.synced_from_gib = row.usage_gib
     return synced

@@ -39,12 +39,19 @@ import warnings
 
 from cinder import coordination  # noqa: F401 ([coordination] options)
 from cinder.volume import driver as volume_driver
+from cinder.volume.drivers.dell_emc.powerflex import driver as stock
 from cinder.volume.drivers.san import san
+from keystoneauth1 import loading
+from keystoneauth1 import session
 from oslo_config import cfg
 from oslo_upgradecheck import upgradecheck
+from oslo_utils import importutils
 import requests
 
 from powerflex_cache_driver.cmd import common
+from powerflex_cache_driver import compat
+from powerflex_cache_driver import manager
+from powerflex_cache_driver import sizing
 
 CONF = common.CONF
 Code = upgradecheck.Code
@@ -361,9 +368,6 @@ class StatusCommands(upgradecheck.UpgradeCommands):
 
     def check_granularity(self, backend: common.Backend) -> Result:
         """The system's generation and so the allocation granularity."""
-        from powerflex_cache_driver import compat
-        from powerflex_cache_driver import sizing
-
         gateway = self.gateways[backend.name]
         if gateway.blocked:
             return self._not_checked(backend)
@@ -436,9 +440,6 @@ class StatusCommands(upgradecheck.UpgradeCommands):
     @staticmethod
     def _keystone_project_problem(project: str) -> Optional[str]:
         """Why Keystone does not confirm the project, or None."""
-        from keystoneauth1 import loading
-        from keystoneauth1 import session
-
         env = os.environ.get
         try:
             auth = loading.get_plugin_loader("password").load_from_options(
@@ -476,8 +477,6 @@ class StatusCommands(upgradecheck.UpgradeCommands):
 
     def check_vtree_limit(self, backend: common.Backend) -> Result:
         """Cache rotation settings against the 126 snapshots of a vtree."""
-        from cinder.volume.drivers.dell_emc.powerflex import driver as stock
-
         config = backend.configuration
         config.append_config_values(stock.powerflex_opts)
         section = backend.name
@@ -528,10 +527,6 @@ class StatusCommands(upgradecheck.UpgradeCommands):
 
     def check_volume_manager(self) -> Result:
         """volume_manager is this package's."""
-        from oslo_utils import importutils
-
-        from powerflex_cache_driver import manager
-
         chosen = self.conf.volume_manager
         try:
             chosen_class = importutils.import_class(chosen)
