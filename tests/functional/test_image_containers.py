@@ -30,7 +30,6 @@ Every scenario runs with Cinder's own driver as well, for comparison.
 """
 
 import os
-import subprocess
 from typing import Any
 
 from cinder import exception
@@ -129,9 +128,7 @@ class ContainersScenario:
         last MiB (found attacking the item 1 fix).
         """
         path = os.path.join(self.workdir, "luks.raw")
-        subprocess.run(("qemu-img", "create", "-q", "--object",
-                        "secret,id=s0,data=secret", "-f", "luks", "-o",
-                        "key-secret=s0", path, "64M"), check=True)
+        images.make_luks(path, "64M")
         size = os.path.getsize(path)
         with open(path, "r+b") as disk:
             disk.seek(size - MIB)
