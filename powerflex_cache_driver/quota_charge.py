@@ -92,30 +92,6 @@ class RoundingCharge:
                       "project": self.volume.project_id})
         return False
 
-    def _reservations(self, delta_gib: int) -> list:
-        """Reserve ``delta_gib`` for the project; return the reservations.
-
-        :raises OverQuota: the project has no room for it.
-        """
-        admin = cinder_context.get_admin_context()
-        deltas = {"gigabytes": delta_gib}
-        QUOTAS.add_volume_type_opts(admin, deltas, self.volume_type_id)
-        return QUOTAS.reserve(admin, project_id=self.volume.project_id,
-                              **deltas)
-
-    def _commit(self, delta_gib: int, keep: bool = True) -> None:
-        """Reserve ``delta_gib``; commit it, or roll it back at once.
-
-        :raises OverQuota: the project has no room for it.
-        """
-        admin = cinder_context.get_admin_context()
-        project_id = self.volume.project_id
-        reservations = self._reservations(delta_gib)
-        if keep:
-            QUOTAS.commit(admin, reservations, project_id=project_id)
-        else:
-            QUOTAS.rollback(admin, reservations, project_id=project_id)
-
     def _delta(self, recorded_gib: int) -> int:
         """The GiB ``recorded_gib`` needs beyond reservation and charge."""
         delta = recorded_gib - self.reserved_gib - self.charged_gib
@@ -123,32 +99,45 @@ class RoundingCharge:
             return 0
         return delta
 
-    def _exceeds(self, error: exception.OverQuota, recorded_gib: int,
-                 delta: int) -> RoundingExceedsQuota:
-        """The error to raise for an ``OverQuota`` of ``delta`` more."""
-        over = error.kwargs["overs"][0]
-        usage = error.kwargs["usages"][over]
-        return RoundingExceedsQuota(
-            volume_id=self.volume.id, array_size=recorded_gib,
-            requested=self.reserved_gib,
-            project_id=self.volume.project_id, extra=delta,
-            resource=over, limit=error.kwargs["quotas"][over],
-            consumed=usage["in_use"] + usage["reserved"],
-            granularity=self.granularity_gib)
+    def _reservations(self, recorded_gib: int, delta: int) -> list:
+        """Reserve ``delta`` GiB more for the project.
+
+        :raises RoundingExceedsQuota: the project has no room for it.
+        """
+        admin = cinder_context.get_admin_context()
+        deltas = {"gigabytes": delta}
+        QUOTAS.add_volume_type_opts(admin, deltas, self.volume_type_id)
+        try:
+            return QUOTAS.reserve(admin, project_id=self.volume.project_id,
+                                  **deltas)
+        except exception.OverQuota as error:
+            over = error.kwargs["overs"][0]
+            usage = error.kwargs["usages"][over]
+            raise RoundingExceedsQuota(
+                volume_id=self.volume.id, array_size=recorded_gib,
+                requested=self.reserved_gib,
+                project_id=self.volume.project_id, extra=delta,
+                resource=over, limit=error.kwargs["quotas"][over],
+                consumed=usage["in_use"] + usage["reserved"],
+                granularity=self.granularity_gib)
 
     def _reserve(self, recorded_gib: int, keep: bool) -> int:
         """Reserve what ``recorded_gib`` needs beyond the charge; return it.
 
+        The reservation is committed (``keep``) or rolled back at once.
+
         :raises RoundingExceedsQuota: the project has no room.
         """
         delta = self._delta(recorded_gib)
-        if not delta:
-            return 0
-        try:
-            self._commit(delta, keep)
-        except exception.OverQuota as error:
-            raise self._exceeds(error, recorded_gib, delta)
+        if delta:
+            self._settle(self._reservations(recorded_gib, delta), keep)
         return delta
+
+    def _settle(self, reservations: list, keep: bool) -> None:
+        """Commit reservations (``keep``), or roll them back."""
+        settle = QUOTAS.commit if keep else QUOTAS.rollback
+        settle(cinder_context.get_admin_context(), reservations,
+               project_id=self.volume.project_id)
 
     def reserve(self, recorded_gib: int) -> list:
         """Reserve what ``recorded_gib`` needs, to commit with Cinder's own.
@@ -162,12 +151,7 @@ class RoundingCharge:
         :raises RoundingExceedsQuota: the project has no room.
         """
         delta = self._delta(recorded_gib)
-        if not delta:
-            return []
-        try:
-            return self._reservations(delta)
-        except exception.OverQuota as error:
-            raise self._exceeds(error, recorded_gib, delta)
+        return self._reservations(recorded_gib, delta) if delta else []
 
     def check(self, recorded_gib: int) -> None:
         """Make sure the project has room for ``recorded_gib``; charge none.
@@ -200,7 +184,8 @@ class RoundingCharge:
         if not self.charged_gib:
             return
         try:
-            self._commit(-self.charged_gib)
+            self._settle(self._reservations(self.reserved_gib,
+                                            -self.charged_gib), keep=True)
         except Exception:
             LOG.exception("Volume %(vol)s: could not give back %(delta)s GiB "
                           "of quota to project %(project)s; resync it with "

@@ -187,9 +187,14 @@ def entries_of(ctx: Any, backend: common.Backend,
             _backend_of(e["host"]) == backend.host]
 
 
-def is_fresh(entry: Any, image: dict) -> bool:
-    """Whether an entry holds the image as it is now (driver and Cinder)."""
-    return image_clone.entry_is_fresh(entry, image)
+def backend_volumes(ctx: Any, backend: common.Backend,
+                    project_id: Optional[str] = None) -> list:
+    """The volumes of a backend (its host, or its cluster), not deleted."""
+    field = "cluster_name" if backend.cluster else "host"
+    filters = {field: backend.service}
+    if project_id:
+        filters["project_id"] = project_id
+    return list(objects.VolumeList.get_all(ctx, filters=filters))
 
 
 def _load_volume(ctx: Any, volume_id: str) -> Optional[Any]:
@@ -244,7 +249,7 @@ def _fill_image(report: EntryReport, entry: Any, ctx: Any,
             report.virtual_size_bytes = int(image["virtual_size"])
             report.virtual_size_source = "image service"
         if (image.get("updated_at") and
-                not is_fresh(entry, image)):
+                not image_clone.entry_is_fresh(entry, image)):
             report.flag(STALE)
     if report.image_name is None and volume is not None:
         report.image_name = _image_name_from_glance_metadata(ctx, volume.id)
@@ -310,13 +315,9 @@ def half_made_volumes(ctx: Any, backend: common.Backend,
 
     :param named: the volume ids the backend's cache entries name.
     """
-    field = "cluster_name" if backend.cluster else "host"
-    filters = {field: backend.service}
     internal = common.CONF.cinder_internal_tenant_project_id
-    if internal:
-        filters["project_id"] = internal
     found = []
-    for volume in objects.VolumeList.get_all(ctx, filters=filters):
+    for volume in backend_volumes(ctx, backend, internal):
         image_id = (volume.admin_metadata or {}).get(half_made.MADE_FOR_KEY)
         if not image_id or volume.id in named:
             continue

@@ -197,8 +197,7 @@ def emit(rows: Sequence[dict], columns: Sequence[tuple[str, str]],
     """
     stream = stream or sys.stdout
     if fmt == "json":
-        json.dump(list(rows), stream, indent=2, sort_keys=True, default=str)
-        stream.write("\n")
+        dump_json(list(rows), stream)
         return
     table = prettytable.PrettyTable([heading for _key, heading in columns])
     table.align = "l"
@@ -206,3 +205,10 @@ def emit(rows: Sequence[dict], columns: Sequence[tuple[str, str]],
         table.add_row(["" if row.get(key) is None else row.get(key)
                        for key, _heading in columns])
     stream.write(table.get_string() + "\n")
+
+
+def dump_json(document: Any, stream: Optional[TextIO] = None) -> None:
+    """Print ``document`` as JSON (``--format json``)."""
+    stream = stream or sys.stdout
+    json.dump(document, stream, indent=2, sort_keys=True, default=str)
+    stream.write("\n")

@@ -29,7 +29,6 @@ through Cinder's Block Storage API as an admin (``OS_*`` variables or
 """
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -45,6 +44,7 @@ from powerflex_cache_driver.cmd import block_storage
 from powerflex_cache_driver.cmd import cache_report
 from powerflex_cache_driver.cmd import common
 from powerflex_cache_driver.cmd import reconcile as reconcile_mod
+from powerflex_cache_driver import image_clone
 
 CONF = common.CONF
 
@@ -138,8 +138,9 @@ def print_cache_list(entries: list, half: list, fmt: str,
     status = OK if not half and not any(e.flags for e in entries) \
         else LEFT_TO_DO
     if fmt == "json":
-        _dump({"entries": [_json_entry(e) for e in entries],
-               "half_made": [dataclasses.asdict(h) for h in half]}, out)
+        common.dump_json(
+            {"entries": [_json_entry(e) for e in entries],
+             "half_made": [dataclasses.asdict(h) for h in half]}, out)
         return status
     common.emit([_entry_row(e) for e in entries], ENTRY_COLUMNS, fmt, out)
     if half:
@@ -268,7 +269,7 @@ def fresh_entry(ctx: Any, backends: Sequence[common.Backend],
     """
     for backend in backends:
         for entry in cache_report.entries_of(ctx, backend, image["id"]):
-            if cache_report.is_fresh(entry, image):
+            if image_clone.entry_is_fresh(entry, image):
                 return entry
     return None
 
@@ -362,7 +363,7 @@ def print_rows(rows: list, columns: Sequence[tuple[str, str]], key: str,
     """Print dataclass rows as a table, or as ``{key: [...]}`` JSON."""
     data = [dataclasses.asdict(row) for row in rows]
     if fmt == "json":
-        _dump({key: data}, out)
+        common.dump_json({key: data}, out)
         return
     for row in data:
         for name, value in row.items():
@@ -483,7 +484,7 @@ def print_reconcile(report: reconcile_mod.Report, fmt: str,
                     out: TextIO) -> int:
     """Print ``volumes reconcile``; return its exit status."""
     if fmt == "json":
-        _dump(report.as_dict(), out)
+        common.dump_json(report.as_dict(), out)
         return report.exit_code
     rows = []
     for row in report.volumes:
@@ -596,11 +597,6 @@ def register_cli_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_cli_opt(category_opt)
 
 
-def _dump(document: Any, out: TextIO) -> None:
-    json.dump(document, out, indent=2, sort_keys=True, default=str)
-    out.write("\n")
-
-
 def _api(args: Any) -> block_storage.BlockStorage:
     try:
         session = block_storage.session_from_env(args.os_cloud)
@@ -642,7 +638,7 @@ def _dispatch(args: Any, backends: list, fmt: str, out: TextIO) -> int:
 def _report_error(message: str, fmt: str, out: TextIO) -> int:
     sys.stderr.write("ERROR: %s\n" % message)
     if fmt == "json":
-        _dump({"error": message}, out)
+        common.dump_json({"error": message}, out)
     return FAILURE
 
 

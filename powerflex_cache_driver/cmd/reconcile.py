@@ -106,16 +106,6 @@ class Report:
                 "projects": [row.as_dict() for row in self.projects]}
 
 
-def backend_volumes(ctx: Any, backend: common.Backend,
-                    project_id: Optional[str] = None) -> list:
-    """The volumes of a backend (host, or cluster), not deleted."""
-    field = "cluster_name" if backend.cluster else "host"
-    filters = {field: backend.service}
-    if project_id:
-        filters["project_id"] = project_id
-    return list(objects.VolumeList.get_all(ctx, filters=filters))
-
-
 def _extend_command(row: VolumeRow) -> str:
     return "openstack volume set --size %d %s" % (row.array_gib,
                                                   row.volume_id)
@@ -169,8 +159,8 @@ def _row(volume: Any, array_gib: Optional[int], backend: common.Backend,
 
 def short_volumes(ctx: Any, backend: common.Backend,
                   array: cache_report.ArrayReader,
-                  project_id: Optional[str] = None) -> list[VolumeRow]:
-    """The backend's volumes recorded below their array size.
+                  volumes: Iterable[Any]) -> list[VolumeRow]:
+    """Those of the backend's ``volumes`` recorded below their array size.
 
     Volumes in ``available`` or ``in-use`` without any array volume are
     listed too; the others without one (creating, error...) are not.
@@ -179,7 +169,7 @@ def short_volumes(ctx: Any, backend: common.Backend,
                  for entry in cache_report.entries_of(ctx, backend)}
     granularity = sizing.granularity(compat.is_erasure_coded(array.client))
     rows = []
-    for volume in backend_volumes(ctx, backend, project_id):
+    for volume in volumes:
         found = array.volume_of(volume)
         if found is None:
             if volume.status in ("available", "in-use"):
@@ -307,10 +297,10 @@ def reconcile(backends: Iterable[common.Backend],
     report = Report()
     projects = set()
     for backend in backends:
-        rows = short_volumes(ctx, backend, array_for(backend), project_id)
-        report.volumes.extend(rows)
-        projects.update(volume.project_id for volume in
-                        backend_volumes(ctx, backend, project_id))
+        volumes = cache_report.backend_volumes(ctx, backend, project_id)
+        report.volumes.extend(short_volumes(ctx, backend, array_for(backend),
+                                            volumes))
+        projects.update(volume.project_id for volume in volumes)
     if fix:
         for row in report.volumes:
             if row.action == TO_FIX:

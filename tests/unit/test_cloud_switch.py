@@ -130,29 +130,22 @@ class TestRewriteConf(testtools.TestCase):
 
     def test_the_clouds_own_cinder_conf(self):
         lay = layout.Layout("/nonexistent/repo")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = configs.write(os.path.join(tmp, "cinder.conf"),
+
+        def written(tmp: str, driver: str) -> str:
+            path = configs.write(os.path.join(tmp, "%s.conf" % driver),
                                  configs.cinder(
                                      lay, database="mysql://x",
                                      transport="rabbit://x",
                                      coordination="redis://x",
-                                     password="p", driver="ours",
+                                     password="p", driver=driver,
                                      internal_project="ip",
                                      internal_user="iu",
                                      backend={"san_ip": "127.0.0.1"}))
             with open(path) as handle:
-                ours = handle.read()
-            stock_path = configs.write(os.path.join(tmp, "stock.conf"),
-                                       configs.cinder(
-                                           lay, database="mysql://x",
-                                           transport="rabbit://x",
-                                           coordination="redis://x",
-                                           password="p", driver="stock",
-                                           internal_project="ip",
-                                           internal_user="iu",
-                                           backend={"san_ip": "127.0.0.1"}))
-            with open(stock_path) as handle:
-                stock = handle.read()
+                return handle.read()
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = written(tmp, "ours")
+            stock = written(tmp, "stock")
         # Switching what `up --driver ours` wrote gives what `up --driver
         # stock` writes, and back.
         switched, changes = switch.rewrite_conf(

@@ -356,27 +356,25 @@ class Scenario:
     def delete_volume(self, volume_id: str,
                       session: Optional[api.Session] = None) -> None:
         """Delete a volume; wait until the API no longer knows it."""
-        try:
-            (session or self.demo).call("DELETE", "cinder",
-                                        "/v3/volumes/%s" % volume_id)
-        except api.ApiError as exc:
-            if exc.status != 404:
-                raise
-        self._wait_gone("/v3/volumes/%s" % volume_id, volume_id)
+        self._delete("/v3/volumes/%s" % volume_id, volume_id, session)
         self.made_volumes = [(s, v) for s, v in self.made_volumes
                              if v != volume_id]
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot; wait until the API no longer knows it."""
+        self._delete("/v3/snapshots/%s" % snapshot_id, snapshot_id)
+        self.made_snapshots = [(s, v) for s, v in self.made_snapshots
+                               if v != snapshot_id]
+
+    def _delete(self, path: str, object_id: str,
+                session: Optional[api.Session] = None) -> None:
+        """DELETE ``path`` (gone already is fine); wait until it is gone."""
         try:
-            self.demo.call("DELETE", "cinder",
-                           "/v3/snapshots/%s" % snapshot_id)
+            (session or self.demo).call("DELETE", "cinder", path)
         except api.ApiError as exc:
             if exc.status != 404:
                 raise
-        self._wait_gone("/v3/snapshots/%s" % snapshot_id, snapshot_id)
-        self.made_snapshots = [(s, v) for s, v in self.made_snapshots
-                               if v != snapshot_id]
+        self._wait_gone(path, object_id)
 
     def _wait_gone(self, path: str, object_id: str) -> None:
         def gone() -> bool:
