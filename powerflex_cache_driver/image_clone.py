@@ -39,7 +39,7 @@ every new volume through its ``create_volume``.
 """
 
 import datetime
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from cinder import context as cinder_context
 from cinder import coordination
@@ -99,9 +99,24 @@ one itself: an entry found can be removed before it is cloned (its array
 volume gone)."""
 
 MAX_ROTATIONS_PER_CREATE = 3
-"""How many full entries one create replaces before it copies the image
-into the volume instead: with many creates at once, a new entry's vtree can
-fill before a create that waited for it clones it."""
+"""How many full entries one create copies into a new entry itself before
+it copies the image into the volume instead."""
+
+MAX_FULL_ENTRIES_PER_CREATE = 32
+"""How many full entries one create meets before it copies the image into
+the volume instead. In a boot storm a new entry's vtree fills before most
+of the creates that waited for it clone it: each full entry a create meets
+was filled by others, each round lets a vtree's worth of creates through,
+and the creates left follow the entry another create put in its place,
+which costs them no copy."""
+
+
+class Replacement(NamedTuple):
+    """The entry that took a full entry's place."""
+
+    volume: Any
+    copied_here: bool
+    """True when this create made it; False when another create did."""
 
 
 def cinder_volume_ids(image_location: Any) -> list[str]:
@@ -347,8 +362,8 @@ class ImageCloner:
 
     def _clone_entry(self, internal: Any, volume: Any,
                      found: tuple[Any, Any], image_meta: dict,
-                     rotations_left: int = MAX_ROTATIONS_PER_CREATE
-                     ) -> Any:
+                     rotations_left: Optional[int] = None,
+                     full_left: Optional[int] = None) -> Any:
         """Clone a cache entry; None if the entry had to be removed.
 
         Returns the ``clone_image`` result, None, or :data:`DOWNLOAD` when
@@ -356,9 +371,16 @@ class ImageCloner:
 
         An entry whose vtree is full is replaced and the replacement
         cloned; under many concurrent creates the replacement's vtree may
-        fill before this create reaches it, and it is replaced in turn, up
-        to ``rotations_left`` times.
+        fill before this create reaches it, and it is replaced in turn.
+        This create copies at most ``rotations_left`` entries itself and
+        meets at most ``full_left`` full entries in all (by default
+        :data:`MAX_ROTATIONS_PER_CREATE` and
+        :data:`MAX_FULL_ENTRIES_PER_CREATE`).
         """
+        if rotations_left is None:
+            rotations_left = MAX_ROTATIONS_PER_CREATE
+        if full_left is None:
+            full_left = MAX_FULL_ENTRIES_PER_CREATE
         entry, source = found
         LOG.info("Volume %(vol)s: cloning image %(img)s "
                  "(%(fmt)s) from image-volume cache entry %(src)s.",
@@ -404,28 +426,34 @@ class ImageCloner:
                             "volume.", {"vol": volume.id, "src": source.id},
                             exc_info=True)
                 return DOWNLOAD
-        if not rotations_left:
+        full_left -= 1
+        if not rotations_left or not full_left:
             # Other creates filled every new entry before this one could
             # clone it; rather than rotate on, copy the image.
             LOG.warning("Volume %(vol)s: the vtree of cache entry %(src)s "
-                        "is full again after %(n)d replacements; copying "
-                        "the image into the volume.",
+                        "is full again and this create may replace no "
+                        "more (%(own)d replacements of its own left, "
+                        "%(left)d full entries); copying the image into "
+                        "the volume.",
                         {"vol": volume.id, "src": source.id,
-                         "n": MAX_ROTATIONS_PER_CREATE})
+                         "own": rotations_left, "left": full_left})
             return DOWNLOAD
-        if self._replace_full_entry(internal, volume, entry,
-                                    image_meta) is None:
+        replaced = self._replace_full_entry(internal, volume, entry,
+                                            image_meta)
+        if replaced is None:
             return None
+        if replaced.copied_here:
+            rotations_left -= 1
         # The replacement, or a newer entry if other creates filled the
         # replacement's vtree meanwhile and replaced it in turn.
         found = self._fresh_entry(internal, volume, image_meta)
         if found is None:
             return None
         return self._clone_entry(internal, volume, found, image_meta,
-                                 rotations_left - 1)
+                                 rotations_left, full_left)
 
     def _replace_full_entry(self, internal: Any, volume: Any, entry: Any,
-                            image_meta: dict) -> Optional[Any]:
+                            image_meta: dict) -> Optional[Replacement]:
         """Replace an entry whose vtree is full; None if it was removed."""
         if not self._config.safe_get(options.ROTATE_FULL_VTREE):
             LOG.info("Volume %(vol)s: powerflex_cache_rotate_full_vtree is "
@@ -644,8 +672,8 @@ class ImageCloner:
     # -- vtree rotation -------------------------------------------------------
 
     def _rotate(self, internal: Any, volume: Any, entry: Any,
-                image_meta: dict) -> Optional[Any]:
-        """Replace a cache entry whose vtree is full; return its volume.
+                image_meta: dict) -> Optional[Replacement]:
+        """Replace a cache entry whose vtree is full.
 
         Runs under Cinder's coordination lock for the entry, so that two
         services of one cluster never rotate the same entry twice: the second
@@ -668,8 +696,8 @@ class ImageCloner:
                          "replaced by %(new)s.",
                          {"vol": volume.id, "old": entry["volume_id"],
                           "new": current["volume_id"]})
-                return objects.Volume.get_by_id(internal,
-                                                current["volume_id"])
+                return Replacement(objects.Volume.get_by_id(
+                    internal, current["volume_id"]), copied_here=False)
             old = objects.Volume.get_by_id(internal, entry["volume_id"])
             LOG.info("Volume %(vol)s: vtree of image-volume cache entry "
                      "%(old)s is full; copying it into a new cache volume.",
@@ -696,7 +724,7 @@ class ImageCloner:
             LOG.info("Image %(img)s: cache entry %(old)s replaced by "
                      "%(new)s.", {"img": image_id, "old": old.id,
                                   "new": new.id})
-            return new
+            return Replacement(new, copied_here=True)
 
     def _copy_to_new_cache_volume(self, internal: Any, old: Any,
                                   image_meta: dict) -> Any:

@@ -240,6 +240,13 @@ def remove_late_create(client: Any, record: Any) -> None:
         remove_by_name(client, record.id, record.obj_name())
 
 
+REFUSED = (exception.SnapshotLimitReached,)
+"""Failures the array answered for, with nothing made: not looked up.
+
+A full vtree (rc 182) is met once per rotation of a cache entry.
+"""
+
+
 def _recover(client: Any, object_id: str, what: str,
              matches: Callable[[dict], bool]) -> Optional[str]:
     """After a failed create: the id of the array volume to use, or None.
@@ -297,6 +304,8 @@ def _recovering(client: Any, method: Callable[..., str], id_arg: str,
     def wrapper(*args: Any, **kwargs: Any) -> str:
         try:
             return method(*args, **kwargs)
+        except REFUSED:
+            raise
         except Exception:
             call = signature.bind(*args, **kwargs).arguments
             pid = _recover(client, call[id_arg], describe(call),

@@ -31,7 +31,12 @@ This manager is Cinder's own with two changes:
 * before each stats report it counts every pool the driver reports in the
   database, as the service does at start-up (every volume of this backend,
   or of its cluster, whatever its status), so the figure the scheduler
-  gets equals the sum of the recorded sizes of the pool's volumes;
+  gets equals the sum of the recorded sizes of the pool's volumes. One
+  statement counts all the pools of a report (:func:`pool_summaries`):
+  it reads volume rows only (a host's pools' rows through Cinder's index;
+  a cluster's, having none on ``cluster_name``, the whole table once),
+  where Cinder's ``get_volume_summary``, once per pool, would also read
+  the metadata of every volume in the cloud;
 * an extend records the size the array holds after it, as every create
   of this package's driver does, instead of the size asked for: Cinder's
   manager writes the requested size after the driver returns, so an
@@ -47,18 +52,27 @@ Both apply to the backends whose driver is this package's; with another
 driver this manager is Cinder's.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from cinder import context as cinder_context
+from cinder.db import api as db_api
 from cinder import exception
 from cinder.message import message_field
-from cinder import objects
 from cinder import quota
 from cinder.volume import manager
 from cinder.volume import volume_utils
 from oslo_log import log as logging
+import sqlalchemy as sa
 
 from powerflex_cache_driver import quota_charge
+
+# Cinder 29 keeps its SQLAlchemy layer in cinder.db.api; earlier releases
+# in cinder.db.sqlalchemy.api, which their cinder.db.api forwards to.
+if hasattr(db_api, "main_context_manager"):
+    SQL_API = db_api
+else:
+    from cinder.db.sqlalchemy import api as SQL_API
 
 LOG = logging.getLogger(__name__)
 
@@ -66,20 +80,109 @@ CLASS_PATH = "powerflex_cache_driver.manager.VolumeManager"
 """The ``volume_manager`` value that selects this manager."""
 
 
+def told_apart(value: str, other: str) -> bool:
+    """Whether no host (or cluster_name) can be in both pools' filters.
+
+    Cinder matches a value holding a pool (``...#pool``) whole, with
+    ``=``: byte for byte on MySQL (``= BINARY(...)``), so no row can
+    equal two distinct values. Only with a database URL Cinder does not
+    take for MySQL's (``mariadb://``) would it compare in the column's
+    collation, where case and trailing spaces do not count (beyond
+    printable ASCII, more): values equal but for those are not told
+    apart. Nor is a value without a pool, which Cinder matches with
+    ``LIKE '<value>#%'`` too.
+    """
+    def plain(text: str) -> bool:
+        return "#" in text and text.isascii() and text.isprintable()
+
+    return (plain(value) and plain(other)
+            and value.rstrip(" ").lower() != other.rstrip(" ").lower())
+
+
+def _rounds(values: dict[str, str]) -> list[dict[str, str]]:
+    """Pools (name -> filter value) in rounds of pools told apart.
+
+    One round, unless pool names are alike (:func:`told_apart`).
+    """
+    rounds: list[dict[str, str]] = []
+    for pool, value in values.items():
+        for round_ in rounds:
+            if all(told_apart(value, other) for other in round_.values()):
+                round_[pool] = value
+                break
+        else:
+            rounds.append({pool: value})
+    return rounds
+
+
+def pool_summaries(ctxt: Any, backend: str, clustered: bool,
+                   pools: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Count the volumes of pools and sum their sizes, in one statement.
+
+    Each pool gets the count and size Cinder's
+    ``VolumeList.get_volume_summary(ctxt, False, filters={"host" or
+    "cluster_name": "<backend>#<pool>"})`` gives, from the same rows:
+    those not deleted whose host (cluster_name when clustered) meets
+    Cinder's own condition for that filter (``_filter_host``: the whole
+    value, case and all, ``= BINARY(...)`` on MySQL), so a volume of
+    ``pool10`` is not one of ``pool1``'s and one with a host but no pool
+    is in none. Not the distinct metadata of every volume in the cloud,
+    which get_volume_summary also reads and a count does not need.
+
+    The statement reads the rows that meet any pool's condition and
+    groups them by ``CASE WHEN`` <pool 1's condition> ``THEN 0 WHEN``...:
+    the first pool whose condition a row meets, the only one when no
+    row can meet two (:func:`told_apart`). Pools whose names are too
+    alike for that are counted by a statement more. By ``host``, the
+    database finds the pools' rows with Cinder's index on ``(deleted,
+    host)`` and reads those only; there is no index on ``cluster_name``:
+    a cluster's count reads the volume rows of the cloud, once for all
+    its pools.
+
+    :param backend: the service's host (``host@backend``), or its cluster
+        (``cluster@backend``) when clustered: the volumes of a cluster may
+        carry the host of any of its services.
+    :param pools: the pool names the driver reports.
+    :returns: pool name -> (volumes, GiB).
+    """
+    volume = SQL_API.models.Volume
+    field = volume.cluster_name if clustered else volume.host
+    values = {pool: volume_utils.append_host(backend, pool) for pool in pools}
+    summaries = dict.fromkeys(values, (0, 0))
+    if not values:
+        return summaries
+    with SQL_API.main_context_manager.reader.using(ctxt):
+        for round_ in _rounds(values):
+            names = list(round_)
+            conditions = [SQL_API._filter_host(field, value)
+                          for value in round_.values()]
+            which = sa.case(*[(condition, index) for index, condition
+                              in enumerate(conditions)])
+            query = SQL_API.model_query(
+                ctxt, which, sa.func.count(volume.id),
+                sa.func.sum(volume.size), read_deleted="no").filter(
+                    sa.or_(*conditions)).group_by(which)
+            if not clustered and all("#" in value
+                                     for value in round_.values()):
+                # The same rows (what equals a value byte for byte is
+                # equal to it in any collation), as a plain IN list on
+                # the (deleted, host) index for a database that finds no
+                # index range in the equalities with BINARY(...).
+                query = query.filter(field.in_(sorted(round_.values())))
+            for index, count, size in query.all():
+                summaries[names[index]] = (int(count), int(size or 0))
+    return summaries
+
+
 def pool_allocated_gib(ctxt: Any, backend: str, clustered: bool,
                        pool: str) -> int:
     """Sum the recorded sizes of a pool's volumes in Cinder's database.
 
     :param backend: the service's host (``host@backend``), or its cluster
-        (``cluster@backend``) when clustered: the volumes of a cluster may
-        carry the host of any of its services.
+        (``cluster@backend``) when clustered.
     :param pool: the pool name the driver reports.
     """
-    field = "cluster_name" if clustered else "host"
-    filters = {field: volume_utils.append_host(backend, pool)}
-    _count, size, _metadata = objects.VolumeList.get_volume_summary(
-        ctxt, False, filters=filters)
-    return int(size)
+    return pool_summaries(ctxt, backend, clustered, [pool])[pool][1]
 
 
 class VolumeManager(manager.VolumeManager):
@@ -195,18 +298,24 @@ class VolumeManager(manager.VolumeManager):
         super()._append_volume_stats(vol_stats)
 
     def _count_pools(self, pool_names: list[str]) -> None:
-        """Replace the running count of each pool by the database's."""
+        """Replace the running count of each pool by the database's.
+
+        One statement counts them all (:func:`pool_summaries`); when it
+        fails, every pool keeps its running count, and that is logged.
+        """
+        if not pool_names:
+            return
         ctxt = cinder_context.get_admin_context()
-        backend = self.cluster or self.host
+        try:
+            summaries = pool_summaries(ctxt, self.cluster or self.host,
+                                       bool(self.cluster), pool_names)
+        except Exception:
+            LOG.exception("Could not count the allocated capacity of "
+                          "pools %s in the database; reporting the "
+                          "running counts.", ", ".join(pool_names))
+            return
         for name in pool_names:
-            try:
-                counted = pool_allocated_gib(ctxt, backend,
-                                             bool(self.cluster), name)
-            except Exception:
-                LOG.exception("Could not count the allocated capacity of "
-                              "pool %s in the database; reporting the "
-                              "running count.", name)
-                continue
+            _volumes, counted = summaries[name]
             stats = self.stats["pools"].setdefault(
                 name, {"allocated_capacity_gb": 0})
             running = stats.get("allocated_capacity_gb")

@@ -15,14 +15,21 @@ Usage (as root, from the source checkout; ``tox -e bench`` runs it)::
 
     python -m tools.bench [--latency OP=SECONDS ...] [--latency-file F]
                           [--no-latency] [--only NAME ...] [--quick]
+                          [--repeat K]
 
 Runs every scenario (:mod:`tools.bench_scenarios`,
-:mod:`tools.bench_cluster`) once with Cinder's ``PowerFlexDriver`` and once
-with ``PowerFlexCacheDriver``, each in a fresh cloud (Cinder's real volume
+:mod:`tools.bench_cluster`) with Cinder's ``PowerFlexDriver`` and with
+``PowerFlexCacheDriver``, each in a fresh cloud (Cinder's real volume
 manager and create-volume flow, the gateway simulator with a per-endpoint
 latency, see :mod:`tools.latency`), and writes ``doc/bench/latest.md``,
 ``latest.json`` and ``latest.png``. Numbers, not tests: it fails only when
 a run cannot complete.
+
+With ``--repeat K`` each scenario runs K rounds, stock first in odd rounds
+and ours first in even ones; the report gives the median of each round's
+ours/stock ratio with its spread, and a verdict
+(:mod:`tools.bench_profile`). Every run is profiled: database statements,
+locks and array calls per create.
 
 ``--only copy`` runs :mod:`tools.bench_copy` instead (the host-assisted
 copy against ``dd`` on loop devices; ``doc/bench/copy.md``).
@@ -71,7 +78,19 @@ def _parser() -> argparse.ArgumentParser:
                              "(default doc/bench)")
     parser.add_argument("--no-plot", action="store_true",
                         help="do not draw latest.png (no matplotlib)")
+    parser.add_argument("--repeat", type=_positive, default=1, metavar="K",
+                        help="run each scenario K times, stock and ours "
+                             "alternating which goes first; report the "
+                             "median of each ratio and its spread "
+                             "(default 1)")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more: %s" % text)
+    return value
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -106,25 +125,81 @@ def _latency_summary(table: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
-def _run_pair(name: str, run: Callable[[Any], Any],
-              prepare: Callable[[Any], None]) -> dict[str, Any]:
+def _run_one(name: str, driver: str, label: str,
+             run: Callable[[Any], Any], prepare: Callable[[Any], None],
+             texts: dict[str, str]) -> dict[str, Any]:
+    """Run one scenario once with one driver, profiled."""
+    from tools import bench_profile
     from tools import harness
     from tools import samples
+    profiler = bench_profile.Profiler()
+    started = time.perf_counter()
+    result = harness.run_scenario(
+        driver, run, prepare=bench_profile.installer(prepare, profiler))
+    wall = time.perf_counter() - started
+    summary = samples.summarize(result)
+    if isinstance(result, samples.Measured):
+        result = result.samples
+    print("  %-24s %-7s %-5s %4d creates (%d failed), mean %.3f s, "
+          "p95 %.3f s  [%.0f s]" % (
+              name, label, driver, summary["creates"], summary["failed"],
+              summary["mean_s"], summary["p95_s"], wall), flush=True)
+    return {"summary": summary,
+            "samples": [s.__dict__ for s in result],
+            "profile": profiler.result(summary["creates"], texts),
+            "wall_s": wall}
+
+
+def _run_rounds(name: str, run: Callable[[Any], Any],
+                prepare: Callable[[Any], None], repeat: int,
+                texts: dict[str, str]) -> list[dict[str, Any]]:
+    """Run a scenario ``repeat`` times, alternating which driver is first."""
+    from tools import bench_profile
+    from tools import samples
+    rounds = []
+    for index, order in enumerate(bench_profile.round_orders(repeat)):
+        label = "%d/%d" % (index + 1, repeat)
+        drivers = {driver: _run_one(name, driver, label, run, prepare,
+                                    texts)
+                   for driver in order}
+        rounds.append({
+            "round": index + 1, "order": list(order),
+            "drivers": {d: drivers[d] for d in bench_profile.DRIVERS},
+            "ratios": samples.ratios(drivers["stock"]["summary"],
+                                     drivers["ours"]["summary"])})
+    return rounds
+
+
+def _combine(entry: dict[str, Any], texts: dict[str, str]) -> None:
+    """Medians, spreads, verdict and profile of a scenario's rounds."""
+    from tools import bench_profile
+    rounds = entry["rounds"]
     drivers = {}
-    for driver in harness.DRIVERS:
-        started = time.perf_counter()
-        result = harness.run_scenario(driver, run, prepare=prepare)
-        summary = samples.summarize(result)
-        if isinstance(result, samples.Measured):
-            result = result.samples
-        print("  %-24s %-5s %4d creates (%d failed), mean %.3f s, "
-              "p95 %.3f s  [%.0f s]" % (
-                  name, driver, summary["creates"], summary["failed"],
-                  summary["mean_s"], summary["p95_s"],
-                  time.perf_counter() - started), flush=True)
-        drivers[driver] = {"summary": summary,
-                           "samples": [s.__dict__ for s in result]}
-    return drivers
+    for driver in bench_profile.DRIVERS:
+        per_round = [r["drivers"][driver] for r in rounds]
+        drivers[driver] = {
+            "summary": bench_profile.median_summary(
+                [r["summary"] for r in per_round]),
+            "profile": bench_profile.median_profile(
+                [bench_profile.profile_per_create(r["profile"])
+                 for r in per_round]),
+        }
+    entry["drivers"] = drivers
+    spreads = bench_profile.ratio_spreads([r["ratios"] for r in rounds])
+    entry["ratio_spread"] = spreads
+    entry["ratios"] = {key: (value["median"] if value else None)
+                       for key, value in spreads.items()}
+    entry["verdict"] = bench_profile.verdict(spreads.get("mean_s"))
+    entry["ours_adds"] = bench_profile.added_statements(
+        [r["drivers"]["stock"]["profile"] for r in rounds],
+        [r["drivers"]["ours"]["profile"] for r in rounds], texts)
+    entry["ours_code_paths"] = bench_profile.ours_code_paths(
+        [r["drivers"]["ours"]["profile"] for r in rounds])
+    # Where each statement came from is kept, pooled, for those ours adds
+    # only: per round and driver it would make up most of latest.json.
+    for one in rounds:
+        for driver in bench_profile.DRIVERS:
+            one["drivers"][driver]["profile"].pop("origins", None)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,7 +207,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tools import bench_cluster
     from tools import bench_scenarios
     from tools import latency
-    from tools import samples
 
     table = latency.build(args.latency, args.latency_file, args.no_latency)
     settings = _settings(args)
@@ -146,16 +220,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scenarios = [s for s in scenarios
                      if any(word in s.name for word in args.only)]
     started = time.perf_counter()
+    texts: dict[str, str] = {}
     out = []
     for scenario in scenarios:
         entry: dict[str, Any] = {"name": scenario.name,
                                  "description": scenario.description}
-        entry["drivers"] = _run_pair(
+        entry["rounds"] = _run_rounds(
             scenario.name, lambda cloud, s=scenario: s.run(cloud, settings),
-            prepare)
-        entry["ratios"] = samples.ratios(
-            entry["drivers"]["stock"]["summary"],
-            entry["drivers"]["ours"]["summary"])
+            prepare, args.repeat, texts)
+        _combine(entry, texts)
         out.append(entry)
     return {
         "meta": {
@@ -168,11 +241,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime(
                 "%Y-%m-%d %H:%M UTC"),
             "wall_s": time.perf_counter() - started,
+            "rounds": args.repeat,
             "latency_summary": _latency_summary(table),
             "settings": settings.__dict__,
         },
         "latency_s": table,
         "scenarios": out,
+        "statement_texts": dict(sorted(texts.items())),
     }
 
 
@@ -207,6 +282,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  plot=not args.no_plot)
     print()
     print(bench_output.main_table(results))
+    print()
+    print("\n".join(bench_output.verdict_lines(results)))
     print()
     print("The same table for README.rst:")
     print()

@@ -24,7 +24,10 @@ observes, without changing any behaviour:
   copies of a vtree rotation);
 * image downloads (the image service's counter);
 * the INFO lines of this package's driver and of Cinder's create-volume
-  flow, which tell where a volume came from and why it was (not) extended.
+  flow, which tell where a volume came from and why it was (not) extended;
+* when the benchmark attached a :class:`tools.bench_profile.Profiler` to
+  the cloud, the database statements and locks (it counts inside every
+  :meth:`Probe.window`).
 
 :meth:`Probe.create` creates one volume and returns a :class:`Create`;
 :meth:`Probe.window` measures any block of operations (concurrent creates).
@@ -42,6 +45,7 @@ from typing import Any, Iterator, Optional
 import fixtures
 from oslo_utils import units
 
+from tools import bench_profile
 from tools import origin
 
 SDC_CONNECTOR = "tests.functional.sdc.SimulatedSdcConnector"
@@ -205,7 +209,8 @@ class Probe:
         lines = len(self._collector.lines)
         start = time.perf_counter()
         try:
-            yield totals
+            with bench_profile.window(self.cloud):
+                yield totals
         finally:
             totals.seconds = time.perf_counter() - start
             totals.calls.update(c.op for c in self.cloud.sim.calls[calls:])

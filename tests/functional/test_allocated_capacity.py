@@ -27,14 +27,25 @@ entry deleted.
   10 GiB request and subtracts the recorded 16 at the delete, and never
   adds the cache volumes the driver makes: it ends below zero with
   nothing left in the pool.
+
+The manager counts all the pools of a report in one statement of its own
+(:func:`~powerflex_cache_driver.manager.pool_summaries`) rather than with
+Cinder's ``get_volume_summary``; :class:`TestPoolSummariesAreCinders`
+holds it to that summary's count and size on pools that differ from each
+other only by a suffix, a case, a deleted row, a cluster or a backend.
 """
 
 import collections
+from typing import Any, Optional
 
+from cinder import context
 from cinder import objects
 from cinder.volume import volume_utils
 from oslo_utils import units
+import sqlalchemy
 
+from powerflex_cache_driver import manager
+from tests import base as tests_base
 from tests.functional import base
 from tests.functional import cloud
 
@@ -42,6 +53,18 @@ GIB = units.Gi
 MIB = units.Mi
 SNAPSHOT_LIMIT = 3
 """A vtree of the cache entry plus three snapshots is full."""
+
+
+def summary(ctxt: Any, backend: str, clustered: bool,
+            pool: str) -> tuple[int, int]:
+    """(volumes, GiB) of a pool by Cinder's ``get_volume_summary``.
+
+    What the manager counted with up to now, with the filter it used.
+    """
+    field = "cluster_name" if clustered else "host"
+    count, size, _metadata = objects.VolumeList.get_volume_summary(
+        ctxt, False, filters={field: volume_utils.append_host(backend, pool)})
+    return count, size
 
 
 class AllocatedCapacityScenario:
@@ -64,12 +87,21 @@ class AllocatedCapacityScenario:
                 volume.size)
         return dict(sums)
 
+    def summarized(self) -> dict[str, int]:
+        """Each pool's size by Cinder's ``get_volume_summary``."""
+        return {pool: summary(self.admin_ctx, cloud.SERVICE_HOST, False,
+                              pool)[1]
+                for pool in (cloud.POOL, cloud.SECOND_POOL)}
+
     def run_steps(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
         """Run the scenario; (step, reported, recorded) after each step."""
         figures = []
 
         def step(name: str) -> None:
-            figures.append((name, self.reported(), self.recorded()))
+            recorded = self.recorded()
+            self.assertEqual(recorded, self.summarized(),
+                             "Cinder's summary after step %r" % name)
+            figures.append((name, self.reported(), recorded))
 
         step("start")
         blank, _unused = self.create_volume(10)
@@ -139,3 +171,148 @@ class TestAllocatedCapacityCinderManager(AllocatedCapacityScenario,
         self.assertEqual({cloud.POOL: 0, cloud.SECOND_POOL: 0}, recorded)
         self.assertLess(reported[cloud.POOL], -6)
         self.assertLess(reported[cloud.SECOND_POOL], 0)
+
+
+# host, cluster_name, GiB (a power of two each: a sum tells its volumes),
+# deleted
+LOOKALIKES = [
+    ("h1@pf#PD1:SP1", "c1@pf#PD1:SP1", 1, False),
+    ("h1@pf#PD1:SP1", "c1@pf#PD1:SP1", 2, True),
+    ("h2@pf#PD1:SP1", "c1@pf#PD1:SP1", 4, False),
+    ("h1@pf#PD1:SP10", "c1@pf#PD1:SP10", 8, False),
+    ("h1@pf#PD1:SP1", None, 16, False),
+    ("h1@pf", "c1@pf", 32, False),
+    (None, None, 64, False),
+    ("h1@pf2#PD1:SP1", None, 128, False),
+    ("h1@pfx#PD1:SP1", None, 256, False),
+    ("h1@pf#pd1:sp1", "c1@pf#pd1:sp1", 512, False),
+    ("h1@pf#PD1:SP2", "c1@pf#PD1:SP2", 1024, False),
+    ("h1@pf#PD1:SP2", "c1@pf#PD1:SP2", 2048, True),
+    ("h11@pf#PD1:SP1", "c11@pf#PD1:SP1", 4096, False),
+    ("h1@pf#PD1:SP1 ", "c1@pf#PD1:SP1 ", 8192, False),
+    ("h1@pf#PD1:SP10", None, 16384, True),
+]
+"""Volumes of pools that differ by a suffix (``PD1:SP1``, ``PD1:SP10``), a
+case, a trailing space, a backend or host sharing a prefix (``h1@pf``,
+``h1@pfx``, ``h11@pf``), a cluster; deleted ones; one with a host and no
+pool; one never scheduled."""
+BACKENDS = [("h1@pf", False), ("h2@pf", False), ("h11@pf", False),
+            ("h1@pf2", False), ("h1@pfx", False), ("h3@pf", False),
+            ("c1@pf", True), ("c11@pf", True), ("c2@pf", True),
+            ("c1@pf", False), ("h1@pf", True)]
+"""Each service (host, or cluster when clustered) that counts pools."""
+POOLS = ["PD1:SP1", "PD1:SP10", "PD1:SP2", "pd1:sp1", "PD1:SP3"]
+
+
+class TestPoolSummariesAreCinders(tests_base.CinderTestCase):
+    """The manager's count of a pool is Cinder's ``get_volume_summary``'s.
+
+    For every service and pool of :data:`BACKENDS` and :data:`POOLS`
+    over the volumes of :data:`LOOKALIKES`: the same count and size,
+    with each pool counted alone and all of a service's counted in one
+    statement.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.ctxt = context.get_admin_context()
+        for host, cluster_name, size, deleted in LOOKALIKES:
+            volume = objects.Volume(context=self.ctxt, host=host,
+                                    cluster_name=cluster_name, size=size,
+                                    project_id=cloud.PROJECT_ID,
+                                    status="available")
+            volume.create()
+            if deleted:
+                volume.destroy()
+
+    def cinders(self, backend: str, clustered: bool,
+                pools: list[str]) -> dict[str, tuple[int, int]]:
+        return {pool: summary(self.ctxt, backend, clustered, pool)
+                for pool in pools}
+
+    def test_each_pool_alone(self) -> None:
+        for backend, clustered in BACKENDS:
+            for pool in POOLS:
+                self.assertEqual(
+                    self.cinders(backend, clustered, [pool]),
+                    manager.pool_summaries(self.ctxt, backend, clustered,
+                                           [pool]),
+                    "%s (clustered: %s) %s" % (backend, clustered, pool))
+
+    def test_all_pools_of_a_service_at_once(self) -> None:
+        apart = [pool for pool in POOLS if pool != "pd1:sp1"]
+        for backend, clustered in BACKENDS:
+            for pools in (POOLS, apart, list(reversed(POOLS))):
+                self.assertEqual(
+                    self.cinders(backend, clustered, pools),
+                    manager.pool_summaries(self.ctxt, backend, clustered,
+                                           pools),
+                    "%s (clustered: %s) %s" % (backend, clustered, pools))
+
+    def test_a_pool_without_a_name_is_the_backend(self) -> None:
+        # Cinder then matches the backend and all its pools (LIKE).
+        for backend, clustered in BACKENDS:
+            self.assertEqual(
+                self.cinders(backend, clustered, ["", "PD1:SP1"]),
+                manager.pool_summaries(self.ctxt, backend, clustered,
+                                       ["", "PD1:SP1"]),
+                "%s (clustered: %s)" % (backend, clustered))
+
+    def test_the_lookalikes_are_told_apart(self) -> None:
+        """The figures the comparisons above hold both ways."""
+        self.assertEqual(
+            {"PD1:SP1": (2, 1 + 16), "PD1:SP10": (1, 8),
+             "PD1:SP2": (1, 1024), "pd1:sp1": (1, 512), "PD1:SP3": (0, 0)},
+            manager.pool_summaries(self.ctxt, "h1@pf", False, POOLS))
+        self.assertEqual(
+            {"PD1:SP1": (2, 1 + 4), "PD1:SP10": (1, 8),
+             "PD1:SP2": (1, 1024), "pd1:sp1": (1, 512), "PD1:SP3": (0, 0)},
+            manager.pool_summaries(self.ctxt, "c1@pf", True, POOLS))
+        self.assertEqual(
+            {"PD1:SP1": (1, 128)},
+            manager.pool_summaries(self.ctxt, "h1@pf2", False, ["PD1:SP1"]))
+        self.assertEqual({}, manager.pool_summaries(self.ctxt, "h1@pf",
+                                                    False, []))
+
+    def queries_of(self, service: manager.VolumeManager,
+                   pools: list[str]) -> list[str]:
+        """The statements ``service._count_pools(pools)`` runs."""
+        statements: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str,
+                   _parameters: Any, _context: Any, _many: bool) -> None:
+            statements.append(statement)
+
+        engine = manager.SQL_API.get_engine()
+        sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+        try:
+            service._count_pools(pools)
+        finally:
+            sqlalchemy.event.remove(engine, "before_cursor_execute", record)
+        # Cinder's SQLite set-up sends its own BEGIN.
+        return [statement for statement in statements
+                if statement != "BEGIN"]
+
+    def test_one_statement_for_a_report_without_metadata(self) -> None:
+        for cluster in ("c1@pf", None):
+            service = self.make_manager(cluster)
+            backend = cluster or "h1@pf"
+            apart = [pool for pool in POOLS if pool != "pd1:sp1"]
+            queries = self.queries_of(service, apart)
+            self.assertEqual(1, len(queries), queries)
+            self.assertNotIn("volume_metadata", queries[0])
+            # Names alike for a collation: one statement each.
+            self.assertEqual(2, len(self.queries_of(service, POOLS)))
+            self.assertEqual(
+                {pool: summary(self.ctxt, backend, bool(cluster), pool)[1]
+                 for pool in POOLS},
+                {pool: service.stats["pools"][pool]["allocated_capacity_gb"]
+                 for pool in POOLS})
+
+    def make_manager(self, cluster: Optional[str]) -> manager.VolumeManager:
+        """This package's manager of service ``h1@pf``, pools uncounted."""
+        self.override_config("volume_driver", cloud.OURS, "backend_defaults")
+        service = manager.VolumeManager(host="h1@pf", service_name="pf",
+                                        cluster=cluster)
+        service.stats["pools"] = {}
+        return service

@@ -180,15 +180,21 @@ def unmapped_meanwhile(times: int) -> Arm:
     """
     def arm(test: "FaultMatrix", ctx: dict) -> None:
         client = test.driver._get_client()
-        unmap = client.unmap_volume
+        post = client.execute_powerflex_post_request
         left = [times]
 
-        def unmap_volume(volume_id: str, *args: Any, **kwargs: Any) -> Any:
-            if left[0]:
+        def execute_powerflex_post_request(url: str, *args: Any,
+                                           **kwargs: Any) -> Any:
+            if left[0] and url.endswith("/action/removeMappedSdc"):
                 left[0] -= 1
-                test.sim.array.unmap_volume(volume_id)
-            return unmap(volume_id, *args, **kwargs)
-        test.mock_object(client, "unmap_volume", side_effect=unmap_volume)
+                # Cinder's client formats the URL itself; ours leaves it
+                # to the client (``vol_id``).
+                test.sim.array.unmap_volume(
+                    kwargs.get("vol_id") or
+                    url.split("Volume::")[1].split("/")[0])
+            return post(url, *args, **kwargs)
+        test.mock_object(client, "execute_powerflex_post_request",
+                         side_effect=execute_powerflex_post_request)
     return arm
 
 

@@ -47,6 +47,7 @@ from oslo_utils import units
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import data_copy
+from powerflex_cache_driver import host_attach
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
 from tests.functional import base
@@ -137,6 +138,23 @@ class ManyVolumesScenario(RotationHelpers):
         self.assertEqual(self.expect(stock=3, ours=3), counts["createVolume"])
         self.assertEqual(self.expect(stock=3, ours=1 + 2 * 2),
                          counts["addMappedSdc"])
+        # No more array calls than stock for the 300: stock attaches each
+        # of its 3 downloads with 10 calls; ours attaches its download so,
+        # and the two volumes of each rotation copy with 5 in all (the
+        # SDC looked up once, each volume mapped and unmapped), where
+        # Cinder's attach would take 20. A full vtree's refusal is not
+        # looked up by name.
+        if self.is_ours and compat.DRIVER_MAPS_VOLUMES:
+            self.assertEqual(
+                {"getSdcs": 2 + 2, "getSdc": 2, "getVolume": 2 + 2,
+                 "getSdcVolumes": 2, "removeMappedSdc": 1 + 2 * 2,
+                 "getVolumeByName": 0},
+                {name: counts[name] for name in (
+                    "getSdcs", "getSdc", "getVolume", "getSdcVolumes",
+                    "removeMappedSdc", "getVolumeByName")})
+            self.assertEqual(331, sum(counts.values()))
+        elif compat.DRIVER_MAPS_VOLUMES:
+            self.assertEqual(339, sum(counts.values()))
         self.assertEqual(0, counts["setVolumeSize"])
         # Cache volumes replaced: stock deletes the full entry and
         # downloads, ours copies it; 3 cache volumes either way.
@@ -321,27 +339,24 @@ class FailedRotationScenario(RotationHelpers):
 
     def test_connection_dropped_mapping_the_new_volume(self) -> None:
         """The new volume's mapping is made but its answer never comes."""
-        attach = self.driver._attach_volume
+        attach = host_attach.HostAttacher.attach
         attached = []
 
-        def attach_then_drop(*args: Any, **kwargs: Any) -> Any:
-            attached.append(args[1].id)
+        def attach_then_drop(attacher: Any, context: Any,
+                             volume: Any) -> Any:
+            attached.append(volume.id)
             if len(attached) == 2:
                 self.sim.faults.drop("addMappedSdc", after=True)
-            return attach(*args, **kwargs)
+            return attach(attacher, context, volume)
 
         def arm() -> None:
-            self.driver._attach_volume = attach_then_drop
-            self.addCleanup(setattr, self.driver, "_attach_volume", attach)
+            self.patch("powerflex_cache_driver.host_attach.HostAttacher."
+                       "attach", attach_then_drop)
         self._fourth_volume(arm)
-        # Ours: the full entry, the new volume (dropped), then the new
-        # cache volume the image is downloaded into (Cinder 25 and 26
-        # attach that one through their driver's own copy_image_to_volume
-        # instead).
-        download = 0 if "copy_image_to_volume" in vars(
-            compat.STOCK_SDC_DRIVER) else 1
-        self.assertEqual(self.expect(stock=0, ours=2 + download),
-                         len(attached))
+        # Ours: the full entry, then the new volume (dropped).
+        self.assertEqual(self.expect(stock=0, ours=2), len(attached))
+        # Nothing stays mapped: the lost mapping was undone.
+        self.assertEqual([], os.listdir(self.sim.by_id_dir))
 
 
 class TestFailedRotationStock(FailedRotationScenario,
@@ -406,9 +421,10 @@ class TestInterruptedRotationOurs(RotationHelpers, base.OurDriverTestCase):
         half.update(self.driver.create_volume(half))
         half.save()
         copier = data_copy.HostAssistedCopy(self.driver)
-        properties = copier._connector_properties()
+        attacher = host_attach.HostAttacher(
+            self.driver, copier._connector_properties())
         for volume in (full_entry, half):
-            copier._attach(internal, volume, properties)
+            attacher.attach(internal, volume)
         self.assertEqual(2, len(os.listdir(self.sim.by_id_dir)))
 
         # Cinder's start-up clean-up of the service.
@@ -457,3 +473,72 @@ class TestEntriesRemovedUnderCreateOurs(RotationHelpers,
         self.assertEqual(2, self.images.downloads[meta["id"]])
         self.assert_volume_content(volume, image)
         self.assert_sizes_cover_array()
+
+
+class TestStormFillsEachNewEntryOurs(RotationHelpers, base.OurDriverTestCase):
+    """A boot storm: other creates fill each new entry before this one.
+
+    The clone of the create under test is refused (vtree full) a number of
+    times; before each refusal another create has already replaced the
+    entry, as the creates ahead of it do in a storm. The create follows
+    the replacements without copying anything itself and without
+    downloading the image again, as long as other creates make progress.
+    """
+
+    def _refuse_after_others_rotate(self, image_meta: dict,
+                                    refusals: int) -> list[str]:
+        """Refuse the next clones, each after another create rotated.
+
+        :returns: the cache volumes the other creates made, in order.
+        """
+        internal = cinder_context.get_internal_tenant_context()
+        real_clone = self.driver.create_cloned_volume
+        made: list[str] = []
+
+        def clone(volume: Any, source: Any) -> Any:
+            if len(made) == refusals:
+                return real_clone(volume, source)
+            entry = self.cache_entries(image_meta["id"])[0]
+            other = image_clone.ImageCloner(self.driver)
+            replacement = other._rotate(internal, volume, entry, image_meta)
+            self.assertTrue(replacement.copied_here)
+            made.append(replacement.volume.id)
+            raise exception.SnapshotLimitReached(set_limit=VTREE_LIMIT)
+
+        self.mock_object(self.driver, "create_cloned_volume", clone)
+        return made
+
+    def test_follows_more_replacements_than_it_may_make(self) -> None:
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        self.create_volume(1, image_id=meta["id"])
+        refusals = image_clone.MAX_ROTATIONS_PER_CREATE + 3
+        made = self._refuse_after_others_rotate(meta, refusals)
+        copies = self.record_host_copies()
+
+        volume, _unused = self.create_volume(1, image_id=meta["id"])
+
+        self.assertEqual(refusals, len(made))
+        # Every copy was made by the other creates, none by this one.
+        self.assertEqual(refusals, len(copies))
+        self.assertEqual(1, self.images.downloads[meta["id"]])
+        self.assertEqual(made[-1], self.cache_volume(meta["id"]).id)
+        self.assert_volume_content(volume, image)
+        self.assert_sizes_cover_array()
+        self.assert_no_quota_drift()
+        self.assert_array_matches_db()
+
+    def test_copies_the_image_after_too_many_full_entries(self) -> None:
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        self.create_volume(1, image_id=meta["id"])
+        self.mock_object(image_clone, "MAX_FULL_ENTRIES_PER_CREATE", 4)
+        made = self._refuse_after_others_rotate(meta, 10)
+
+        volume, _unused = self.create_volume(1, image_id=meta["id"])
+
+        self.assertEqual(4, len(made))
+        self.assertEqual(2, self.images.downloads[meta["id"]])
+        self.assertEqual(made[-1], self.cache_volume(meta["id"]).id)
+        self.assert_volume_content(volume, image)
+        self.assert_sizes_cover_array()
+        self.assert_no_quota_drift()
+        self.assert_array_matches_db()

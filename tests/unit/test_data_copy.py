@@ -11,10 +11,12 @@
 #    under the License.
 """The copy loop, on real files and on loop devices."""
 
+import ctypes
 import errno
 import io
 import os
 import stat
+import types
 
 import fixtures
 import testtools
@@ -24,6 +26,9 @@ from powerflex_cache_driver import data_copy
 from powerflex_cache_driver.simulator import loop
 
 MIB = 1024 * 1024
+READER = "copy-read-ahead"
+"""The read-ahead thread's name (a thread of ``data_copy._threading``,
+which ``threading.current_thread`` would not know by its name)."""
 
 
 class CopyStream(testtools.TestCase):
@@ -127,6 +132,239 @@ def shrink_after_first_read(test, shrink):
 
     test.useFixture(fixtures.MonkeyPatch(
         "powerflex_cache_driver.data_copy._fd_reader", reader))
+
+
+def chunk_pattern(length, chunk):
+    """``length`` bytes, each chunk of ``chunk`` bytes its own pattern.
+
+    Chunk ``i`` repeats five bytes of its own, none zero (so skipping
+    zeros writes every byte): a chunk written from a buffer already
+    refilled with another chunk shows, wherever it lands.
+    """
+    data = bytearray()
+    for number, start in enumerate(range(0, length, chunk)):
+        stamp = bytes([number % 251 + 1, number // 251 % 251 + 1,
+                       0xa5, 0x5a, 0xc3])
+        size = min(chunk, length - start)
+        data += (stamp * (size // len(stamp) + 1))[:size]
+    return bytes(data)
+
+
+class BufferReuse(testtools.TestCase):
+    """The read-ahead buffers are reused: never refilled before written."""
+
+    CHUNK = 64 * 1024
+    CHUNKS = 40
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.src = os.path.join(self.tmp, "src")
+        self.dst = os.path.join(self.tmp, "dst")
+        # Not a multiple of the chunk: a last, partial, unaligned chunk.
+        self.length = self.CHUNKS * self.CHUNK + 4096 + 123
+        self.expected = chunk_pattern(self.length, self.CHUNK)
+        with open(self.src, "wb") as f:
+            f.write(self.expected)
+        with open(self.dst, "wb") as f:
+            f.write(b"\xee" * (self.length + 4096))
+
+    def test_chunk_written_before_its_buffer_is_refilled(self):
+        """Each write waits until the reader can read no further.
+
+        That is: the reader waits for a free buffer (or has read all).
+        Then the data being written is compared with the source: had its
+        buffer gone back to the reader before the write, the reader would
+        have refilled it (with the next chunk's own pattern) meanwhile.
+        """
+        chunks = -(-self.length // self.CHUNK)
+        # A native condition: the copy's threads are native even where
+        # eventlet patched ``threading`` (as Cinder's tests do in the same
+        # process), and a green one would never wake a native waiter.
+        state = data_copy._threading.Condition()
+        progress = {"reads": 0, "reader_idle": False}
+        wrong, stalled = [], []
+        real_reader, real_writer = data_copy._fd_reader, data_copy._fd_writer
+
+        class WatchedQueue(data_copy._queue.Queue):
+            """Tells when the reader waits on an empty queue (``free``)."""
+
+            def get(self, block=True, timeout=None):
+                if data_copy._threading.current_thread().name == READER:
+                    with state:
+                        if self.empty():
+                            progress["reader_idle"] = True
+                            state.notify_all()
+                return super().get(block, timeout)
+
+            def put(self, item, block=True, timeout=None):
+                if data_copy._threading.current_thread().name != READER:
+                    with state:
+                        # A buffer given back: the reader may go on.
+                        progress["reader_idle"] = False
+                super().put(item, block, timeout)
+
+        def counting_reader(fd):
+            read = real_reader(fd)
+
+            def counted(buf, offset):
+                count = read(buf, offset)
+                with state:
+                    progress["reads"] += 1
+                    state.notify_all()
+                return count
+            return counted
+
+        def checking_writer(fd, direct):
+            write = real_writer(fd, direct)
+
+            def checked(data, offset):
+                with state:
+                    if not state.wait_for(
+                            lambda: (progress["reader_idle"] or
+                                     progress["reads"] == chunks),
+                            timeout=60):
+                        stalled.append(offset)
+                if bytes(data) != self.expected[offset:offset + len(data)]:
+                    wrong.append(offset)
+                write(data, offset)
+            return checked
+
+        self.useFixture(fixtures.MonkeyPatch(
+            "powerflex_cache_driver.data_copy._queue",
+            types.SimpleNamespace(Queue=WatchedQueue)))
+        self.useFixture(fixtures.MonkeyPatch(
+            "powerflex_cache_driver.data_copy._fd_reader", counting_reader))
+        self.useFixture(fixtures.MonkeyPatch(
+            "powerflex_cache_driver.data_copy._fd_writer", checking_writer))
+        with open(self.src, "rb") as src, open(self.dst, "r+b") as dst:
+            stats = data_copy.copy_stream(src, dst, self.length, self.CHUNK,
+                                          skip_zeros=False)
+        self.assertEqual([], stalled)
+        self.assertEqual([], wrong)
+        self.assertEqual(chunks, progress["reads"])
+        self.assertEqual(self.length, stats.bytes_written)
+        with open(self.dst, "rb") as f:
+            copied = f.read()
+        self.assertEqual(self.expected, copied[:self.length])
+        self.assertEqual(b"\xee" * 4096, copied[self.length:])
+
+    def test_more_chunks_than_buffers_skipping_zeros(self):
+        with open(self.src, "rb") as src, open(self.dst, "r+b") as dst:
+            stats = data_copy.copy_stream(src, dst, self.length, self.CHUNK,
+                                          skip_zeros=True)
+        self.assertEqual(self.length, stats.bytes_written)
+        with open(self.dst, "rb") as f:
+            self.assertEqual(self.expected, f.read(self.length))
+
+    def test_stats_time_reads_writes_and_fsync_within_the_copy(self):
+        with open(self.src, "rb") as src, open(self.dst, "r+b") as dst:
+            stats = data_copy.copy_stream(src, dst, self.length, self.CHUNK,
+                                          skip_zeros=False)
+        for part in (stats.read_seconds, stats.write_seconds,
+                     stats.fsync_seconds):
+            self.assertGreaterEqual(part, 0.0)
+        self.assertLessEqual(stats.fsync_seconds, stats.seconds)
+
+    def test_write_that_takes_nothing_fails_the_copy(self):
+        """A device accepting 0 bytes must not make the copy spin."""
+        real_pwrite = os.pwrite
+        calls = []
+
+        def stuck(fd, data, offset):
+            calls.append(offset)
+            if len(calls) > 1:
+                return 0
+            return real_pwrite(fd, data, offset)
+
+        self.useFixture(fixtures.MonkeyPatch("os.pwrite", stuck))
+        with open(self.src, "rb") as src, open(self.dst, "r+b") as dst:
+            error = self.assertRaises(OSError, data_copy.copy_stream, src,
+                                      dst, self.length, self.CHUNK, False)
+        self.assertEqual(errno.EIO, error.errno)
+        self.assertEqual(2, len(calls))
+        self.assertEqual([], [t for t in data_copy._threading.enumerate()
+                              if t.name == READER])
+
+
+class Buffers(testtools.TestCase):
+    """The buffers start on a huge page, and copies work without one."""
+
+    def test_buffers_start_on_a_huge_page_boundary(self):
+        size = 3 * 4 * MIB
+        buffer, start = data_copy._allocate(size)
+        try:
+            address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+            self.assertEqual(0, (address + start) % data_copy.HUGE_PAGE_BYTES)
+            self.assertEqual(0, start % data_copy.ALIGNMENT)
+            self.assertGreaterEqual(len(buffer), start + size)
+        finally:
+            buffer.close()
+
+    def copy_chunks_pattern(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        chunk, length = 4 * MIB, 9 * MIB + 4096 + 7
+        expected = chunk_pattern(length, chunk)
+        with open(os.path.join(tmp, "src"), "wb") as f:
+            f.write(expected)
+        with open(os.path.join(tmp, "dst"), "wb") as f:
+            f.truncate(length)
+        with open(os.path.join(tmp, "src"), "rb") as src, \
+                open(os.path.join(tmp, "dst"), "r+b") as dst:
+            data_copy.copy_stream(src, dst, length, chunk, False)
+        with open(os.path.join(tmp, "dst"), "rb") as f:
+            self.assertEqual(expected, f.read())
+
+    def test_copy_without_transparent_huge_pages(self):
+        # A platform without MADV_HUGEPAGE: small pages, same bytes.
+        self.useFixture(fixtures.MonkeyPatch(
+            "mmap.MADV_HUGEPAGE", fixtures.MonkeyPatch.delete))
+        self.copy_chunks_pattern()
+
+    def test_copy_where_the_address_is_unknown(self):
+        class NoAddress:
+            c_char = ctypes.c_char
+
+            @staticmethod
+            def addressof(obj):
+                raise TypeError("no address here")
+
+        self.useFixture(fixtures.MonkeyPatch(
+            "powerflex_cache_driver.data_copy.ctypes", NoAddress))
+        buffer, start = data_copy._allocate(MIB)
+        buffer.close()
+        self.assertEqual(0, start)
+        self.copy_chunks_pattern()
+
+
+class AllZero(testtools.TestCase):
+
+    ZEROS = bytes(MIB)
+
+    def all_zero(self, data):
+        return data_copy._all_zero(memoryview(data), self.ZEROS)
+
+    def test_zero_block(self):
+        self.assertTrue(self.all_zero(bytes(MIB)))
+
+    def test_one_byte_inside_is_data(self):
+        data = bytearray(MIB)
+        data[MIB // 2 + 1] = 1
+        self.assertFalse(self.all_zero(data))
+
+    def test_short_tail_of_zeros(self):
+        self.assertTrue(self.all_zero(bytes(4096 + 123)))
+
+    def test_longer_than_the_zeros_counts_as_data(self):
+        self.assertFalse(self.all_zero(bytes(MIB + 1)))
+
+    def test_data_runs_merge_data_blocks_and_leave_zero_ones(self):
+        data = bytearray(5 * MIB + 7)
+        data[MIB + 3] = 1
+        data[2 * MIB] = 1
+        data[5 * MIB + 6] = 1
+        self.assertEqual([(MIB, 3 * MIB), (5 * MIB, 5 * MIB + 7)],
+                         data_copy._data_runs(memoryview(data), self.ZEROS))
 
 
 class _Config:
@@ -239,6 +477,36 @@ class DeviceCopy(testtools.TestCase):
         copied = self.read(self.dst, length + MIB)
         self.assertEqual(bytes(self.expected[:length]), copied[:length])
         self.assertEqual(bytes(MIB), copied[length:])
+
+    def assertPatternCopied(self, length, skip_zeros):
+        """Copy ``length`` bytes of a per-chunk pattern; check every byte."""
+        pattern = chunk_pattern(self.SIZE, self.CHUNK)
+        fd = os.open(self.src, os.O_WRONLY)
+        try:
+            os.pwrite(fd, pattern, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        stats = self.copier._copy_devices(self.src, self.dst, length,
+                                          skip_zeros=skip_zeros)
+        self.assertEqual(length, stats.bytes_total)
+        self.assertEqual(length, stats.bytes_written)
+        copied = self.read(self.dst)
+        self.assertEqual(pattern[:length], copied[:length])
+        self.assertEqual(bytes(self.SIZE - length), copied[length:])
+
+    def test_partial_last_chunk_page_aligned(self):
+        # 4 MiB chunks: the 11th holds 5 pages, still written O_DIRECT.
+        self.assertPatternCopied(10 * self.CHUNK + 5 * 4096, False)
+
+    def test_partial_last_chunk_unaligned(self):
+        self.assertPatternCopied(10 * self.CHUNK + 5 * 4096 + 123, False)
+
+    def test_partial_last_chunk_unaligned_skipping_zeros(self):
+        self.assertPatternCopied(15 * self.CHUNK + MIB + 1, True)
+
+    def test_length_below_one_chunk(self):
+        self.assertPatternCopied(self.CHUNK - 4096 - 1, False)
 
     def test_destination_is_flushed(self):
         calls = []

@@ -17,6 +17,7 @@ from unittest import mock
 
 from cinder import context
 from cinder import objects
+import testtools
 
 from powerflex_cache_driver import manager
 from tests import base as tests_base
@@ -114,12 +115,46 @@ class AppendVolumeStats(tests_base.CinderTestCase):
     def test_running_count_kept_when_the_database_fails(self):
         volume_manager = self.make_manager()
         vol_stats = self.stats()
-        with mock.patch.object(objects.VolumeList, "get_volume_summary",
+        with mock.patch.object(manager.SQL_API, "model_query",
                                side_effect=RuntimeError("db gone")), \
                 self.assertLogs(manager.LOG.logger, logging.ERROR) as logs:
             volume_manager._append_volume_stats(vol_stats)
         self.assertEqual([-6, 0], allocated(vol_stats))
         self.assertIn("PD1:SP1", logs.output[0])
+
+
+class ToldApart(testtools.TestCase):
+    """Which pools one statement can count together (no row in two)."""
+
+    def test_whole_values_told_apart(self):
+        for other in ("h1@pf#PD1:SP10", "h1@pf#PD1:SP2", "h2@pf#PD1:SP1",
+                      "h1@pfx#PD1:SP1", "h1@pf#PD1:SP1#x"):
+            self.assertTrue(manager.told_apart("h1@pf#PD1:SP1", other),
+                            other)
+
+    def test_alike_for_a_collation(self):
+        for other in ("h1@pf#pd1:sp1", "h1@pf#PD1:SP1 ", "H1@PF#PD1:SP1",
+                      "h1@pf#PD1:SP1"):
+            self.assertFalse(manager.told_apart("h1@pf#PD1:SP1", other),
+                             other)
+
+    def test_backend_and_beyond_ascii_never(self):
+        self.assertFalse(manager.told_apart("h1@pf", "h1@pf#PD1:SP1"))
+        self.assertFalse(manager.told_apart("h1@pf#PD1:SP1", "h1@pf"))
+        self.assertFalse(manager.told_apart("h1@pf#P\u00d6OL", "h1@pf#POOL"))
+        self.assertFalse(manager.told_apart("h1@pf#A\tB", "h1@pf#AB"))
+
+    def test_rounds(self):
+        self.assertEqual([], manager._rounds({}))
+        self.assertEqual(
+            [{"SP1": "h@b#SP1", "SP10": "h@b#SP10", "SP2": "h@b#SP2"}],
+            manager._rounds({"SP1": "h@b#SP1", "SP10": "h@b#SP10",
+                             "SP2": "h@b#SP2"}))
+        self.assertEqual(
+            [{"SP1": "h@b#SP1", "SP2": "h@b#SP2"}, {"sp1": "h@b#sp1"},
+             {"": "h@b"}],
+            manager._rounds({"SP1": "h@b#SP1", "sp1": "h@b#sp1",
+                             "": "h@b", "SP2": "h@b#SP2"}))
 
 
 class VolumeManagerWarning(base.DriverTestCase):

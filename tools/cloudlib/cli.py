@@ -67,6 +67,30 @@ def build_parser() -> argparse.ArgumentParser:
     over.add_argument("--reinstall", action="store_true",
                       help="reinstall this package into the services' "
                            "virtualenv at the first switch")
+    storm = commands.add_parser(
+        "storm", help="many concurrent creates from one new image over "
+                      "both cinder-volume services: times, failures, "
+                      "downloads, rotations, array calls, host writes, "
+                      "memory; every volume's bytes checked")
+    storm.add_argument("--count", type=int, default=100,
+                       help="creates fired at once (default: 100)")
+    storm.add_argument("--image-size", type=int, default=1, metavar="GIB",
+                       help="size of the new raw image and of each "
+                            "volume, GiB (default: 1)")
+    storm.add_argument("--json", metavar="PATH",
+                       help="also write the figures to this JSON file")
+    storm.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="give up waiting for the creates after this "
+                            "(default: 600 + 6 per create)")
+    recount = commands.add_parser(
+        "recount", help="time the stats report's recount of the pools on "
+                        "a scratch Cinder database of a cloud's size (the "
+                        "cloud's MariaDB when it is up, else one of its "
+                        "own)")
+    recount.add_argument("--volumes", type=int, default=100000,
+                         help="volume rows (default: 100000)")
+    recount.add_argument("--pools", type=int, default=20,
+                         help="pools (default: 20)")
     return parser
 
 
@@ -81,6 +105,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return the_cloud.down()
         if args.command == "status":
             return the_cloud.status()
+        if args.command == "recount":
+            from tools.cloudlib import recount
+            return recount.main(["--volumes", str(args.volumes),
+                                 "--pools", str(args.pools)])
         description = the_cloud.layout.read_description()
         if args.command == "switch-driver":
             from tools.cloudlib import switch
@@ -95,6 +123,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "seed":
             from tools.cloudlib import seed
             return seed.main(description)
+        if args.command == "storm":
+            from tools.cloudlib import storm
+            return storm.main(description, count=args.count,
+                              image_gib=args.image_size,
+                              json_path=args.json, timeout=args.timeout)
         if args.command == "crash-rotation":
             from tools.cloudlib import crash_rotation
             return crash_rotation.main(description)
