@@ -186,7 +186,11 @@ class Cloud:
         for sub in ("bin", "etc", "log", "run", "lock"):
             os.makedirs(lay.path(sub), exist_ok=True)
         os.chmod(lay.state, 0o700)
-        passwords = {name: secrets.token_urlsafe(18)
+        # Hex: a password handed over on a command line must not start
+        # with "-" (keystone-manage took one as an option; token_urlsafe
+        # starts with it once in 64), nor hold a character a config file
+        # or URL would read otherwise.
+        passwords = {name: secrets.token_hex(18)
                      for name in PASSWORD_NAMES}
         sudo = lay.path("bin", "sudo")
         with open(sudo, "w") as handle:

@@ -479,7 +479,7 @@ def manager_recount(service: Any, names: Sequence[str]) -> dict[str, int]:
 # ---------------------------------------------------------------- the run
 
 
-_PASSWORD = secrets.token_urlsafe(18)
+_PASSWORD = secrets.token_hex(18)
 """The scratch user's password, the same for every run of a process so
 that the engine Cinder keeps for the process still logs in."""
 
