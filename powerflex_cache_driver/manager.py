@@ -174,17 +174,6 @@ def pool_summaries(ctxt: Any, backend: str, clustered: bool,
     return summaries
 
 
-def pool_allocated_gib(ctxt: Any, backend: str, clustered: bool,
-                       pool: str) -> int:
-    """Sum the recorded sizes of a pool's volumes in Cinder's database.
-
-    :param backend: the service's host (``host@backend``), or its cluster
-        (``cluster@backend``) when clustered.
-    :param pool: the pool name the driver reports.
-    """
-    return pool_summaries(ctxt, backend, clustered, [pool])[pool][1]
-
-
 class VolumeManager(manager.VolumeManager):
     """Cinder's volume manager; records array sizes, counts pools."""
 

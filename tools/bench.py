@@ -78,19 +78,13 @@ def _parser() -> argparse.ArgumentParser:
                              "(default doc/bench)")
     parser.add_argument("--no-plot", action="store_true",
                         help="do not draw latest.png (no matplotlib)")
-    parser.add_argument("--repeat", type=_positive, default=1, metavar="K",
+    parser.add_argument("--repeat", type=preflight.positive_int, default=1,
+                        metavar="K",
                         help="run each scenario K times, stock and ours "
                              "alternating which goes first; report the "
                              "median of each ratio and its spread "
                              "(default 1)")
     return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more: %s" % text)
-    return value
 
 
 def _settings(args: argparse.Namespace) -> Any:

@@ -47,6 +47,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from oslo_utils import units
 
+from tools import preflight
+
 NAME = "host copy"
 """The name ``tools.bench --only`` matches."""
 COMMAND = "python -m tools.bench_copy"
@@ -73,13 +75,6 @@ class _Driver:
     configuration = _Config()
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more: %s" % text)
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=COMMAND, description=__doc__.split("\n\n")[0])
@@ -89,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="data of the partial source and length of "
                              "its copy (default 256)")
     parser.add_argument("--copy-runs", "--runs", dest="copy_runs",
-                        type=_positive, default=DEFAULT_RUNS, metavar="N",
+                        type=preflight.positive_int, default=DEFAULT_RUNS,
+                        metavar="N",
                         help="runs of each tool per case, alternating "
                              "(default %d; medians and spreads are "
                              "reported)" % DEFAULT_RUNS)

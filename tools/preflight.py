@@ -15,6 +15,7 @@ The checks import nothing heavy: Cinder must be monkey-patched by eventlet
 before its modules load (:func:`green_start`), as cinder-volume does.
 """
 
+import argparse
 import importlib.metadata
 import importlib.util
 import os
@@ -99,3 +100,11 @@ def green_start() -> None:
     """
     from cinder import monkey_patch
     monkey_patch.patch()
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a count of 1 or more (runs, rounds)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more: %s" % text)
+    return value

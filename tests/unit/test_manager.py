@@ -66,16 +66,17 @@ def make_volumes(ctx: context.RequestContext) -> None:
             volume.destroy()
 
 
-class PoolAllocatedGib(tests_base.CinderTestCase):
-    """pool_allocated_gib sums one pool of one backend or cluster."""
+class PoolSummaries(tests_base.CinderTestCase):
+    """pool_summaries sums one pool of one backend or cluster."""
 
     def test_counts(self):
         ctx = context.get_admin_context()
         make_volumes(ctx)
         for backend, clustered, pool, expected in COUNTS:
+            _volumes, gib = manager.pool_summaries(ctx, backend, clustered,
+                                                   [pool])[pool]
             self.assertEqual(
-                expected,
-                manager.pool_allocated_gib(ctx, backend, clustered, pool),
+                expected, gib,
                 "%s %s (clustered: %s)" % (backend, pool, clustered))
 
 
