@@ -37,8 +37,9 @@ not release numbers):
 from http import client as http_client
 import inspect
 import json
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ContextManager, Optional
 
+from cinder.db import api as db_api
 from cinder import exception
 from cinder.i18n import _
 from cinder.volume.drivers.dell_emc.powerflex import driver as stock
@@ -194,3 +195,19 @@ def log_in_again_on_401(client: Optional[Any]) -> None:
     if "is_get_request" in params:
         return  # this release's client already does it
     client._check_response = _login_again_on_401(client)
+
+
+def db_transaction(context: Any) -> ContextManager:
+    """One writing transaction for Cinder's database calls with ``context``.
+
+    Cinder's database functions join a transaction already open on their
+    context (oslo.db's enginefacade). The transaction manager is
+    ``cinder.db.api``'s in releases that merged the SQLAlchemy back end
+    into it (29.0.0), ``cinder.db.sqlalchemy.api``'s in earlier ones
+    (25.x).
+    """
+    manager = getattr(db_api, "main_context_manager", None)
+    if manager is None:
+        from cinder.db.sqlalchemy import api as sqlalchemy_api
+        manager = sqlalchemy_api.main_context_manager
+    return manager.writer.using(context)

@@ -466,7 +466,8 @@ class HostAssistedCopy:
     def __init__(self, driver: Any) -> None:
         self.driver = driver
 
-    def _connector_properties(self) -> dict:
+    def connector_properties(self) -> dict:
+        """This host's os-brick connector properties, for a copy."""
         config = self.driver.configuration
         return volume_utils.brick_get_connector_properties(
             config.safe_get("use_multipath_for_image_xfer") or False,
@@ -491,10 +492,11 @@ class HostAssistedCopy:
             start of the copy.
         """
         attacher = host_attach.HostAttacher(self.driver,
-                                            self._connector_properties())
+                                            self.connector_properties())
+        attacher.sweep_once()
         src_attach = attacher.attach(context, src_volume)
         try:
-            dst_attach = attacher.attach(context, dst_volume)
+            dst_attach = attacher.attach(context, dst_volume, new=True)
             try:
                 src_path = src_attach["device"]["path"]
                 dst_path = dst_attach["device"]["path"]

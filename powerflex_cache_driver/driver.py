@@ -54,6 +54,7 @@ from oslo_utils import units
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import data_copy
+from powerflex_cache_driver import host_mappings
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver import manager
@@ -108,6 +109,17 @@ class PowerFlexCacheMixin:
             compat.log_in_again_on_401(client)
             lost_answer.recover_lost_answers(client)
         self._manager_records_extends = self._check_volume_manager()
+
+    def check_for_setup_error(self) -> None:
+        """Cinder's driver's checks, and where copies keep their record.
+
+        :raises oslo_config.cfg.RequiredOptError: volumes are mapped to
+            this host for copies and ``[oslo_concurrency] lock_path``,
+            where the record of them is kept, is not set.
+        """
+        super().check_for_setup_error()
+        if compat.DRIVER_MAPS_VOLUMES and self.storage_protocol == "scaleio":
+            host_mappings.check_configured()
 
     @staticmethod
     def _check_volume_manager() -> bool:

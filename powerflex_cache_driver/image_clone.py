@@ -39,7 +39,8 @@ every new volume through its ``create_volume``.
 """
 
 import datetime
-from typing import Any, NamedTuple, Optional
+import enum
+from typing import Any, Optional
 
 from cinder import context as cinder_context
 from cinder import coordination
@@ -111,12 +112,17 @@ and the creates left follow the entry another create put in its place,
 which costs them no copy."""
 
 
-class Replacement(NamedTuple):
-    """The entry that took a full entry's place."""
+class Rotation(enum.Enum):
+    """What became of a full cache entry a create met."""
 
-    volume: Any
-    copied_here: bool
-    """True when this create made it; False when another create did."""
+    COPIED = "copied"
+    """This create copied it into a new entry, which replaced it."""
+    FOLLOWED = "followed"
+    """Another create had replaced it already."""
+    NOT_COPIED = "not copied"
+    """Nobody replaced it, and this create may copy no more entries."""
+    GONE = "gone"
+    """It was removed, or could not be replaced: look the entry up again."""
 
 
 def cinder_volume_ids(image_location: Any) -> list[str]:
@@ -427,22 +433,27 @@ class ImageCloner:
                             exc_info=True)
                 return DOWNLOAD
         full_left -= 1
-        if not rotations_left or not full_left:
+        if not full_left:
             # Other creates filled every new entry before this one could
             # clone it; rather than rotate on, copy the image.
             LOG.warning("Volume %(vol)s: the vtree of cache entry %(src)s "
-                        "is full again and this create may replace no "
-                        "more (%(own)d replacements of its own left, "
-                        "%(left)d full entries); copying the image into "
-                        "the volume.",
+                        "is full again and this create has met %(max)d full "
+                        "entries; copying the image into the volume.",
                         {"vol": volume.id, "src": source.id,
-                         "own": rotations_left, "left": full_left})
+                         "max": MAX_FULL_ENTRIES_PER_CREATE})
             return DOWNLOAD
-        replaced = self._replace_full_entry(internal, volume, entry,
-                                            image_meta)
-        if replaced is None:
+        rotation = self._replace_full_entry(internal, volume, entry,
+                                            image_meta, rotations_left > 0)
+        if rotation is Rotation.GONE:
             return None
-        if replaced.copied_here:
+        if rotation is Rotation.NOT_COPIED:
+            LOG.warning("Volume %(vol)s: the vtree of cache entry %(src)s "
+                        "is full and this create has replaced %(max)d "
+                        "entries already; copying the image into the "
+                        "volume.", {"vol": volume.id, "src": source.id,
+                                    "max": MAX_ROTATIONS_PER_CREATE})
+            return DOWNLOAD
+        if rotation is Rotation.COPIED:
             rotations_left -= 1
         # The replacement, or a newer entry if other creates filled the
         # replacement's vtree meanwhile and replaced it in turn.
@@ -453,8 +464,11 @@ class ImageCloner:
                                  rotations_left, full_left)
 
     def _replace_full_entry(self, internal: Any, volume: Any, entry: Any,
-                            image_meta: dict) -> Optional[Replacement]:
-        """Replace an entry whose vtree is full; None if it was removed."""
+                            image_meta: dict, may_copy: bool) -> Rotation:
+        """Replace an entry whose vtree is full, or find it replaced.
+
+        :param may_copy: this create may copy the entry itself.
+        """
         if not self._config.safe_get(options.ROTATE_FULL_VTREE):
             LOG.info("Volume %(vol)s: powerflex_cache_rotate_full_vtree is "
                      "False; removing cache entry %(src)s, the image is "
@@ -462,15 +476,16 @@ class ImageCloner:
                      {"vol": volume.id, "src": entry["volume_id"]})
             self._remove_entry(internal, entry, "Removing image-volume "
                                "cache entry whose vtree is full")
-            return None
+            return Rotation.GONE
         try:
-            return self._rotate(internal, volume, entry, image_meta)
+            return self._rotate(internal, volume, entry, image_meta,
+                                may_copy)
         except Exception:
             LOG.exception("Volume %(vol)s: could not replace cache entry "
                           "%(src)s whose vtree is full; the image is "
                           "downloaded again.",
                           {"vol": volume.id, "src": entry["volume_id"]})
-            return None
+            return Rotation.GONE
 
     def _remove_entry(self, internal: Any, entry: Any, reason: str) -> None:
         """Evict a cache entry at once and delete its volume.
@@ -625,9 +640,17 @@ class ImageCloner:
             internal.elevated(), new.id, metadata, False)
 
     def _image_bytes(self, internal: Any, volume: Any) -> Optional[int]:
-        """The image size recorded with a cache volume made here, if any."""
-        metadata = self.driver.db.volume_admin_metadata_get(
-            internal.elevated(), volume.id)
+        """The image size recorded with a cache volume made here, if any.
+
+        Read from the volume's admin metadata when it came with the volume
+        (a volume loaded with an admin context, as the internal tenant's
+        is), from the database otherwise.
+        """
+        if volume.obj_attr_is_set("admin_metadata"):
+            metadata = volume.admin_metadata
+        else:
+            metadata = self.driver.db.volume_admin_metadata_get(
+                internal.elevated(), volume.id)
         try:
             return int(metadata[IMAGE_BYTES_KEY])
         except (KeyError, ValueError):
@@ -672,15 +695,17 @@ class ImageCloner:
     # -- vtree rotation -------------------------------------------------------
 
     def _rotate(self, internal: Any, volume: Any, entry: Any,
-                image_meta: dict) -> Optional[Replacement]:
+                image_meta: dict, may_copy: bool = True) -> Rotation:
         """Replace a cache entry whose vtree is full.
 
         Runs under Cinder's coordination lock for the entry, so that two
         services of one cluster never rotate the same entry twice: the second
-        finds the entry already replaced and uses the new one. Returns None
-        when the entry was removed meanwhile. When the copy fails the full
-        entry is removed, so that a fresh one is made instead of failing on
-        the full vtree.
+        finds the entry already replaced and uses the new one. When the
+        copy fails the full entry is removed, so that a fresh one is made
+        instead of failing on the full vtree.
+
+        :param may_copy: this create may copy the entry itself; when not,
+            an entry nobody replaced yet is left as it is.
         """
         image_id = image_meta["id"]
         lock_name = "powerflex-cache-rotate-%s" % entry["volume_id"]
@@ -690,14 +715,15 @@ class ImageCloner:
                 LOG.info("Volume %(vol)s: cache entry %(old)s was removed "
                          "meanwhile.",
                          {"vol": volume.id, "old": entry["volume_id"]})
-                return None
+                return Rotation.GONE
             if current["volume_id"] != entry["volume_id"]:
                 LOG.info("Volume %(vol)s: cache entry %(old)s was already "
                          "replaced by %(new)s.",
                          {"vol": volume.id, "old": entry["volume_id"],
                           "new": current["volume_id"]})
-                return Replacement(objects.Volume.get_by_id(
-                    internal, current["volume_id"]), copied_here=False)
+                return Rotation.FOLLOWED
+            if not may_copy:
+                return Rotation.NOT_COPIED
             old = objects.Volume.get_by_id(internal, entry["volume_id"])
             LOG.info("Volume %(vol)s: vtree of image-volume cache entry "
                      "%(old)s is full; copying it into a new cache volume.",
@@ -724,7 +750,7 @@ class ImageCloner:
             LOG.info("Image %(img)s: cache entry %(old)s replaced by "
                      "%(new)s.", {"img": image_id, "old": old.id,
                                   "new": new.id})
-            return Replacement(new, copied_here=True)
+            return Rotation.COPIED
 
     def _copy_to_new_cache_volume(self, internal: Any, old: Any,
                                   image_meta: dict) -> Any:

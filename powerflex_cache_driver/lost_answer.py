@@ -68,8 +68,8 @@ from oslo_utils import units
 
 LOG = logging.getLogger(__name__)
 
-_NOT_FOUND_CODES = (rest_client.VOLUME_NOT_FOUND_ERROR,
-                    getattr(rest_client, "OLD_VOLUME_NOT_FOUND_ERROR", 78))
+NOT_FOUND_CODES = (rest_client.VOLUME_NOT_FOUND_ERROR,
+                   getattr(rest_client, "OLD_VOLUME_NOT_FOUND_ERROR", 78))
 """``errorCode`` of the gateway's answer for a volume it does not hold."""
 
 CREATE_OVER_STATUSES = ("deleting", "error_deleting",
@@ -107,7 +107,7 @@ def find_by_name(client: Any, object_id: str) -> Optional[dict]:
     except Exception as exc:
         raise LookupFailed(str(exc)) from exc
     if r.status_code != 200:
-        if (response or {}).get("errorCode") in _NOT_FOUND_CODES:
+        if (response or {}).get("errorCode") in NOT_FOUND_CODES:
             return None
         raise LookupFailed(str(response))
     try:
@@ -129,7 +129,7 @@ def is_gone(client: Any, provider_id: str) -> bool:
                   exc_info=True)
         return False
     return (r.status_code != 200 and
-            (response or {}).get("errorCode") in _NOT_FOUND_CODES)
+            (response or {}).get("errorCode") in NOT_FOUND_CODES)
 
 
 def owners(provider_id: str) -> list[str]:

@@ -27,18 +27,33 @@ charged for them either. A migration that completes swaps the records: the
 source record, counted, takes the destination's size and volume type, and
 is charged then (:meth:`RoundingCharge.cover` on the source with the
 destination's type).
+
+Each charge (and each refund) is two database transactions: one in which
+Cinder's quota engine reads what it needs and reserves (it would take four
+of its own), and Cinder's commit of the reservations. A commit that fails
+is rolled back and raised: a charge is made whole or not at all. A check
+(:meth:`RoundingCharge.check`) is the first transaction, rolled back.
 """
 
 from typing import Any, Optional
 
 from cinder import context as cinder_context
+from cinder.db import api as db_api
 from cinder import exception
 from cinder.i18n import _
 from cinder import quota
+from oslo_db import api as oslo_db_api
 from oslo_log import log as logging
+from oslo_utils import excutils
+
+from powerflex_cache_driver import compat
 
 LOG = logging.getLogger(__name__)
 QUOTAS = quota.QUOTAS
+
+
+class _CheckDone(Exception):
+    """Ends a checking transaction, so that it writes nothing."""
 
 
 class RoundingExceedsQuota(exception.QuotaError):
@@ -99,45 +114,98 @@ class RoundingCharge:
             return 0
         return delta
 
-    def _reservations(self, recorded_gib: int, delta: int) -> list:
-        """Reserve ``delta`` GiB more for the project.
+    def _exceeds(self, error: Any, recorded_gib: int,
+                 delta: int) -> RoundingExceedsQuota:
+        """The refusal to tell the user for Cinder's ``OverQuota``."""
+        over = error.kwargs["overs"][0]
+        usage = error.kwargs["usages"][over]
+        return RoundingExceedsQuota(
+            volume_id=self.volume.id, array_size=recorded_gib,
+            requested=self.reserved_gib,
+            project_id=self.volume.project_id, extra=delta,
+            resource=over, limit=error.kwargs["quotas"][over],
+            consumed=usage["in_use"] + usage["reserved"],
+            granularity=self.granularity_gib)
 
-        :raises RoundingExceedsQuota: the project has no room for it.
+    @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+    def _reservations(self, recorded_gib: int, delta: int,
+                      check: bool = False) -> list:
+        """Reserve ``delta`` GiB more for the project, in one transaction.
+
+        Cinder's quota engine reads the volume type, the project's limits
+        and usage and reserves (its driver's ``reserve``, as
+        ``QUOTAS.reserve`` calls it) in one database transaction
+        (:func:`powerflex_cache_driver.compat.db_transaction`), retried
+        whole on a deadlock.
+
+        :param check: undo the transaction once the reservations are made:
+            nothing is reserved, the project has room.
+        :returns: the reservations (none for a check).
+        :raises RoundingExceedsQuota: the project has no room for it;
+            nothing is reserved.
         """
         admin = cinder_context.get_admin_context()
-        deltas = {"gigabytes": delta}
-        QUOTAS.add_volume_type_opts(admin, deltas, self.volume_type_id)
+        refused = None
+        reservations: list = []
+        # Read before the transaction: the engine reads the volume types
+        # with a context of its own, which would not join it (and on an
+        # SQLite database, whose one connection every session shares,
+        # would end it).
+        resources = QUOTAS.resources
         try:
-            return QUOTAS.reserve(admin, project_id=self.volume.project_id,
-                                  **deltas)
-        except exception.OverQuota as error:
-            over = error.kwargs["overs"][0]
-            usage = error.kwargs["usages"][over]
-            raise RoundingExceedsQuota(
-                volume_id=self.volume.id, array_size=recorded_gib,
-                requested=self.reserved_gib,
-                project_id=self.volume.project_id, extra=delta,
-                resource=over, limit=error.kwargs["quotas"][over],
-                consumed=usage["in_use"] + usage["reserved"],
-                granularity=self.granularity_gib)
+            with compat.db_transaction(admin):
+                deltas = {"gigabytes": delta}
+                QUOTAS.add_volume_type_opts(admin, deltas,
+                                            self.volume_type_id)
+                try:
+                    # What QUOTAS.reserve does, with the resources read.
+                    reservations = QUOTAS._driver.reserve(
+                        admin, resources, deltas,
+                        project_id=self.volume.project_id)
+                except exception.OverQuota as error:
+                    # Not raised in the transaction: as in Cinder's own
+                    # reserve, the usage it refreshed on the way is kept.
+                    refused = error
+                else:
+                    if check:
+                        raise _CheckDone()
+        except _CheckDone:
+            reservations = []
+        if refused is not None:
+            raise self._exceeds(refused, recorded_gib, delta)
+        return reservations
+
+    def _commit(self, reservations: list) -> None:
+        """Commit reservations; if that fails, roll them back and raise.
+
+        Cinder's ``reservation_commit``, in a transaction of its own (it
+        retries itself on a deadlock), not ``QUOTAS.commit``, which would
+        log a failure and leave the reservations to expire while the
+        charge was counted.
+        """
+        admin = cinder_context.get_admin_context()
+        try:
+            db_api.reservation_commit(admin, reservations,
+                                      project_id=self.volume.project_id)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                QUOTAS.rollback(admin, reservations,
+                                project_id=self.volume.project_id)
 
     def _reserve(self, recorded_gib: int, keep: bool) -> int:
         """Reserve what ``recorded_gib`` needs beyond the charge; return it.
 
-        The reservation is committed (``keep``) or rolled back at once.
+        The reservation is committed at once (``keep``), or not made (a
+        check).
 
         :raises RoundingExceedsQuota: the project has no room.
         """
         delta = self._delta(recorded_gib)
-        if delta:
-            self._settle(self._reservations(recorded_gib, delta), keep)
+        if delta and keep:
+            self._commit(self._reservations(recorded_gib, delta))
+        elif delta:
+            self._reservations(recorded_gib, delta, check=True)
         return delta
-
-    def _settle(self, reservations: list, keep: bool) -> None:
-        """Commit reservations (``keep``), or roll them back."""
-        settle = QUOTAS.commit if keep else QUOTAS.rollback
-        settle(cinder_context.get_admin_context(), reservations,
-               project_id=self.volume.project_id)
 
     def reserve(self, recorded_gib: int) -> list:
         """Reserve what ``recorded_gib`` needs, to commit with Cinder's own.
@@ -184,8 +252,8 @@ class RoundingCharge:
         if not self.charged_gib:
             return
         try:
-            self._settle(self._reservations(self.reserved_gib,
-                                            -self.charged_gib), keep=True)
+            self._commit(self._reservations(self.reserved_gib,
+                                            -self.charged_gib))
         except Exception:
             LOG.exception("Volume %(vol)s: could not give back %(delta)s GiB "
                           "of quota to project %(project)s; resync it with "

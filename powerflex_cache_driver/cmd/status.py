@@ -50,6 +50,7 @@ import requests
 
 from powerflex_cache_driver.cmd import common
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import host_mappings
 from powerflex_cache_driver import manager
 from powerflex_cache_driver import sizing
 
@@ -125,7 +126,7 @@ class StatusCommands(upgradecheck.UpgradeCommands):
     """The checks of ``powerflex-cache-status check``.
 
     Checks 1 to 7 run for each backend, in that order (the array checks
-    use what the gateway checks found), then checks 8 to 10 once.
+    use what the gateway checks found), then checks 8 to 11 once.
     """
 
     display_title = "powerflex-cache-status check"
@@ -523,7 +524,7 @@ class StatusCommands(upgradecheck.UpgradeCommands):
                    "copied into a new vtree; the cache holds %s, one vtree "
                    "each." % (clones, limit, count))
 
-    # -- 8. to 10.: the service ------------------------------------------
+    # -- 8. to 11.: the service ------------------------------------------
 
     def check_volume_manager(self) -> Result:
         """volume_manager is this package's."""
@@ -567,6 +568,32 @@ class StatusCommands(upgradecheck.UpgradeCommands):
         return _ok("Cluster %s coordinates through a %s:// backend."
                    % (cluster, scheme))
 
+    def check_lock_path(self) -> Result:
+        """``[oslo_concurrency] lock_path`` is set and writable."""
+        lock_path = self.conf.oslo_concurrency.lock_path
+        if not lock_path:
+            return _fail("lock_path is not set in [oslo_concurrency]: "
+                         "cinder-volume's locks and this driver's record of "
+                         "the volumes its copies map to this host live "
+                         "there; set it to a directory every cinder-volume "
+                         "service of this host shares (for instance "
+                         "/var/lib/cinder/tmp).")
+        if not os.access(lock_path, os.W_OK | os.X_OK):
+            return _fail("lock_path = %s in [oslo_concurrency] is not a "
+                         "directory this user can write: create it, owned "
+                         "by the user cinder-volume runs as." % lock_path)
+        left = sorted(host_mappings.provider_id_of(record.key)
+                      for record in host_mappings.stale_records()
+                      if record.ours)
+        if left:
+            return _warn("lock_path = %s; %d array volumes are mapped to "
+                         "this host by copies whose service ended mid-copy "
+                         "(%s): the first copy after cinder-volume starts "
+                         "unmaps them." % (lock_path, len(left),
+                                           ", ".join(left)))
+        return _ok("lock_path = %s; no volume is left mapped to this host "
+                   "by a copy." % lock_path)
+
     def check_release(self) -> Result:
         """The installed Cinder is supported."""
         return check_cinder_release()
@@ -583,6 +610,7 @@ class StatusCommands(upgradecheck.UpgradeCommands):
     SERVICE_CHECKS = (
         ("Volume manager", check_volume_manager),
         ("Coordination", check_coordination),
+        ("Lock path", check_lock_path),
         ("Cinder release", check_release),
     )
 

@@ -22,7 +22,9 @@ Two of Cinder's flows around the driver are run here whole:
   False), copies, and at completion swaps the records; the copy fails in
   one test, succeeds in the other (issue 20 item 6);
 * a consistency group cloned from another whose second clone the array
-  refuses (issue 20 item 7).
+  refuses (issue 20 item 7);
+* creates from an image-volume cache entry, as the benchmark's size sweep
+  makes them, one of whose clones the array refuses twice.
 
 Cinder's RPC between its services ends in the one volume manager:
 :class:`ManagerRPC` delivers what the volume manager sends to itself (the
@@ -382,4 +384,54 @@ class GroupCloneScenario:
 
 
 class TestGroupCloneOurs(GroupCloneScenario, base.OurDriverTestCase):
+    """powerflex_cache_driver's PowerFlexCacheDriver."""
+
+
+class CacheHitScenario:
+    """Cache hits of several sizes: each charged its record, once."""
+
+    def _image(self) -> dict:
+        """A 1 GiB image, cached in an 8 GiB entry by a first create."""
+        meta, _image = self.make_image("small", units.Gi,
+                                       [(0, units.Mi)], "small")
+        first, _unused = self.create_volume(8, image_id=meta["id"])
+        self.assertEqual(8, first.size)
+        return meta
+
+    def _create(self, size: int, image_id: str) -> Any:
+        """A create whose record the usage grows by exactly."""
+        before = self.quota_usage()["gigabytes"]
+        volume, _unused = self.create_volume(size, image_id=image_id)
+        self.assertEqual(before + volume.size,
+                         self.quota_usage()["gigabytes"])
+        self.assert_no_quota_drift()
+        return volume
+
+    def test_cache_hits_charge_what_they_record(self) -> None:
+        meta = self._image()
+        volumes = [self._create(size, meta["id"])
+                   for size in (8, 9, 16, 17)]
+        self.assertEqual([8, 16, 16, 24], [v.size for v in volumes])
+        self.assertEqual(1, len(self.cache_entries(meta["id"])))
+        for volume in volumes:
+            self.delete_volume(volume)
+        self.assertEqual(8, self.quota_usage()["gigabytes"])
+        self.assert_no_quota_drift()
+
+    def test_clone_refused_twice_is_charged_once(self) -> None:
+        """The array refuses the entry's snapshot twice: the image is copied.
+
+        Each refused clone gives its rounding back; the volume the image
+        is copied into is charged its record.
+        """
+        meta = self._image()
+        self.sim.faults.fail("snapshotVolumes", 0, times=2)
+        volume = self._create(9, meta["id"])
+        self.assertEqual(0, self.sim.faults.pending())
+        self.assertEqual(16, volume.size)
+        self.delete_volume(volume)
+        self.assertEqual(8, self.quota_usage()["gigabytes"])
+
+
+class TestCacheHitQuotaOurs(CacheHitScenario, base.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

@@ -34,6 +34,7 @@ import requests
 import testtools
 
 from powerflex_cache_driver.cmd import status
+from powerflex_cache_driver import host_mappings
 from powerflex_cache_driver.simulator import gateway as sim_gateway
 from tests.functional import gateway
 
@@ -79,11 +80,15 @@ class StatusCheckTestCase(testtools.TestCase):
 
     def write_conf(self, sim: Any, backend: Optional[dict] = None,
                    default: Optional[dict] = None,
-                   extra: str = "") -> str:
+                   extra: str = "", lock_path: Optional[str] = "") -> str:
         """Write a passing cinder.conf, changed by ``backend``/``default``.
 
-        A value of None removes the option.
+        A value of None removes the option. ``lock_path`` defaults to a
+        directory of the test's.
         """
+        if lock_path == "":
+            lock_path = os.path.join(self.workdir, "lock")
+            os.makedirs(lock_path, exist_ok=True)
         defaults = {
             "enabled_backends": BACKEND,
             "volume_manager": OUR_MANAGER,
@@ -101,6 +106,8 @@ class StatusCheckTestCase(testtools.TestCase):
         lines = ["[DEFAULT]"]
         lines += ["%s = %s" % kv for kv in defaults.items()
                   if kv[1] is not None]
+        if lock_path is not None:
+            lines += ["", "[oslo_concurrency]", "lock_path = %s" % lock_path]
         lines += ["", "[%s]" % BACKEND]
         lines += ["%s = %s" % kv for kv in section.items()
                   if kv[1] is not None]
@@ -175,7 +182,7 @@ class StatusCheckTestCase(testtools.TestCase):
         code, rows = self.check(conf)
         self.assertOnly(rows, {})
         self.assertEqual(0, code)
-        self.assertEqual(10, len(rows))
+        self.assertEqual(11, len(rows))
         self.assertRow(rows, "Granularity", "Success", "PowerFlex 4.5",
                        "medium granularity", "8 GiB steps")
         self.assertRow(rows, "Cache vtree limit", "Success", "126 clones",
@@ -185,8 +192,36 @@ class StatusCheckTestCase(testtools.TestCase):
         code, out, err = self.run_status("--config-file", conf, "check")
         self.assertEqual(0, code, out)
         self.assertIn("| Check: Gateway TLS (pf) ", out)
-        self.assertEqual(10, out.count("Result: Success"))
+        self.assertEqual(11, out.count("Result: Success"))
         self.assertEqual("", err)
+
+    # -- 10. lock path --------------------------------------------------------
+
+    def test_lock_path_missing(self) -> None:
+        sim = self.start_sim()
+        code, rows = self.check(self.write_conf(sim, lock_path=None))
+        self.assertEqual(2, code)
+        self.assertRow(rows, "Lock path", "Failure", "lock_path",
+                       "[oslo_concurrency]", backend=None)
+        self.assertOnly(rows, {"Lock path": "Failure"})
+
+    def test_lock_path_lists_mappings_left_by_killed_copies(self) -> None:
+        sim = self.start_sim()
+        lock_path = os.path.join(self.workdir, "lock")
+        records = os.path.join(lock_path, host_mappings.DIRECTORY)
+        os.makedirs(records)
+        ended = dict(host_mappings.this_process(), boot="an-earlier-boot")
+        for key, ours in (("6f24f28a00000000-aa2d8bf200000000", True),
+                          ("6f24f28a00000000-bb2d8bf200000000", False)):
+            with open(os.path.join(records, key + ".json"), "w") as record:
+                json.dump({"volume_id": "v", "ours": ours,
+                           "holders": {"copy": ended}}, record)
+        code, rows = self.check(self.write_conf(sim, lock_path=lock_path))
+        self.assertEqual(1, code)
+        row = self.assertRow(rows, "Lock path", "Warning", lock_path,
+                             "1 array volumes", "aa2d8bf200000000",
+                             backend=None)
+        self.assertNotIn("bb2d8bf200000000", row["details"])
 
     # -- 1. gateway TLS -------------------------------------------------------
 

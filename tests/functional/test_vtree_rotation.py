@@ -140,19 +140,19 @@ class ManyVolumesScenario(RotationHelpers):
                          counts["addMappedSdc"])
         # No more array calls than stock for the 300: stock attaches each
         # of its 3 downloads with 10 calls; ours attaches its download so,
-        # and the two volumes of each rotation copy with 5 in all (the
-        # SDC looked up once, each volume mapped and unmapped), where
-        # Cinder's attach would take 20. A full vtree's refusal is not
-        # looked up by name.
+        # and the two volumes of each rotation copy with 6 in all (the
+        # SDC looked up once, the source's mappings read, each volume
+        # mapped and unmapped), where Cinder's attach would take 20. A full
+        # vtree's refusal is not looked up by name.
         if self.is_ours and compat.DRIVER_MAPS_VOLUMES:
             self.assertEqual(
-                {"getSdcs": 2 + 2, "getSdc": 2, "getVolume": 2 + 2,
+                {"getSdcs": 2 + 2, "getSdc": 2, "getVolume": 2 + 2 + 2,
                  "getSdcVolumes": 2, "removeMappedSdc": 1 + 2 * 2,
                  "getVolumeByName": 0},
                 {name: counts[name] for name in (
                     "getSdcs", "getSdc", "getVolume", "getSdcVolumes",
                     "removeMappedSdc", "getVolumeByName")})
-            self.assertEqual(331, sum(counts.values()))
+            self.assertEqual(333, sum(counts.values()))
         elif compat.DRIVER_MAPS_VOLUMES:
             self.assertEqual(339, sum(counts.values()))
         self.assertEqual(0, counts["setVolumeSize"])
@@ -342,12 +342,12 @@ class FailedRotationScenario(RotationHelpers):
         attach = host_attach.HostAttacher.attach
         attached = []
 
-        def attach_then_drop(attacher: Any, context: Any,
-                             volume: Any) -> Any:
+        def attach_then_drop(attacher: Any, context: Any, volume: Any,
+                             **kwargs: Any) -> Any:
             attached.append(volume.id)
             if len(attached) == 2:
                 self.sim.faults.drop("addMappedSdc", after=True)
-            return attach(attacher, context, volume)
+            return attach(attacher, context, volume, **kwargs)
 
         def arm() -> None:
             self.patch("powerflex_cache_driver.host_attach.HostAttacher."
@@ -422,7 +422,7 @@ class TestInterruptedRotationOurs(RotationHelpers, base.OurDriverTestCase):
         half.save()
         copier = data_copy.HostAssistedCopy(self.driver)
         attacher = host_attach.HostAttacher(
-            self.driver, copier._connector_properties())
+            self.driver, copier.connector_properties())
         for volume in (full_entry, half):
             attacher.attach(internal, volume)
         self.assertEqual(2, len(os.listdir(self.sim.by_id_dir)))
@@ -500,9 +500,9 @@ class TestStormFillsEachNewEntryOurs(RotationHelpers, base.OurDriverTestCase):
                 return real_clone(volume, source)
             entry = self.cache_entries(image_meta["id"])[0]
             other = image_clone.ImageCloner(self.driver)
-            replacement = other._rotate(internal, volume, entry, image_meta)
-            self.assertTrue(replacement.copied_here)
-            made.append(replacement.volume.id)
+            self.assertIs(image_clone.Rotation.COPIED,
+                          other._rotate(internal, volume, entry, image_meta))
+            made.append(self.cache_entries(image_meta["id"])[0]["volume_id"])
             raise exception.SnapshotLimitReached(set_limit=VTREE_LIMIT)
 
         self.mock_object(self.driver, "create_cloned_volume", clone)
@@ -526,6 +526,48 @@ class TestStormFillsEachNewEntryOurs(RotationHelpers, base.OurDriverTestCase):
         self.assert_sizes_cover_array()
         self.assert_no_quota_drift()
         self.assert_array_matches_db()
+
+    def test_follows_replacements_with_no_copy_of_its_own_left(
+            self) -> None:
+        """Out of copies of its own, a create still follows the others'."""
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        self.create_volume(1, image_id=meta["id"])
+        self.mock_object(image_clone, "MAX_ROTATIONS_PER_CREATE", 0)
+        made = self._refuse_after_others_rotate(meta, 2)
+
+        volume, _unused = self.create_volume(1, image_id=meta["id"])
+
+        self.assertEqual(2, len(made))
+        self.assertEqual(1, self.images.downloads[meta["id"]])
+        self.assertEqual(made[-1], self.cache_volume(meta["id"]).id)
+        self.assert_volume_content(volume, image)
+        self.assert_sizes_cover_array()
+
+    def test_copies_the_image_with_no_copy_of_its_own_left(self) -> None:
+        """Nobody replaced the full entry: it stays, the image is copied."""
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        self.create_volume(1, image_id=meta["id"])
+        entry_volume = self.cache_volume(meta["id"]).id
+        self.mock_object(image_clone, "MAX_ROTATIONS_PER_CREATE", 0)
+        real_clone = self.driver.create_cloned_volume
+        refused: list[str] = []
+
+        def clone(volume: Any, source: Any) -> Any:
+            if not refused:
+                refused.append(source.id)
+                raise exception.SnapshotLimitReached(set_limit=VTREE_LIMIT)
+            return real_clone(volume, source)
+        self.mock_object(self.driver, "create_cloned_volume", clone)
+        copies = self.record_host_copies()
+
+        volume, _unused = self.create_volume(1, image_id=meta["id"])
+
+        self.assertEqual([entry_volume], refused)
+        self.assertEqual([], copies)
+        self.assertEqual(2, self.images.downloads[meta["id"]])
+        self.assertEqual(entry_volume, self.cache_volume(meta["id"]).id)
+        self.assert_volume_content(volume, image)
+        self.assert_sizes_cover_array()
 
     def test_copies_the_image_after_too_many_full_entries(self) -> None:
         meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")

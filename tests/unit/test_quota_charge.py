@@ -12,6 +12,7 @@
 """Quota for the rounding, against a real quota database."""
 
 import logging
+from typing import Any
 from unittest import mock
 
 from cinder.db import api as db_api
@@ -20,6 +21,8 @@ from cinder.objects import fields
 from cinder import quota
 from cinder.tests.unit import utils as test_utils
 from cinder.volume import group_types
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
 from oslo_utils import uuidutils
 
 from powerflex_cache_driver import quota_charge
@@ -70,7 +73,7 @@ class QuotaTestCase(base.DriverTestCase):
 
 
 class RoundingQuota(QuotaTestCase):
-    def test_create_charges_the_rounding_on_both_resources(self):
+    def test_create_charges_the_rounding_on_both_resources(self) -> None:
         driver = self.make_driver(base.OURS)
         volume = self.requested(10)
         self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
@@ -79,14 +82,14 @@ class RoundingQuota(QuotaTestCase):
         self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
                          self.usage())
 
-    def test_aligned_create_charges_nothing_more(self):
+    def test_aligned_create_charges_nothing_more(self) -> None:
         driver = self.make_driver(base.OURS)
         volume = self.requested(16)
         driver.create_volume(volume)
         self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
                          self.usage())
 
-    def test_rounding_over_quota_makes_nothing(self):
+    def test_rounding_over_quota_makes_nothing(self) -> None:
         driver = self.make_driver(base.OURS)
         self.limit_gigabytes(12)
         volume = self.requested(10)
@@ -100,7 +103,7 @@ class RoundingQuota(QuotaTestCase):
         self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
                          self.usage())
 
-    def test_clone_over_quota_makes_no_snapshot(self):
+    def test_clone_over_quota_makes_no_snapshot(self) -> None:
         driver = self.make_driver(base.OURS)
         source = self.volume(60, 64)
         self.limit_gigabytes(62)
@@ -111,7 +114,7 @@ class RoundingQuota(QuotaTestCase):
         self.assertEqual([], self.array_requests())
         self.assertEqual(60, self.usage()["gigabytes"])
 
-    def test_failed_create_gives_the_rounding_back(self):
+    def test_failed_create_gives_the_rounding_back(self) -> None:
         driver = self.make_driver(base.OURS)
         volume = self.requested(10)
         self.gateway.fail("createVolume", 500,
@@ -120,7 +123,7 @@ class RoundingQuota(QuotaTestCase):
                           driver.create_volume, volume)
         self.assertEqual(10, self.usage()["gigabytes"])
 
-    def test_failed_clone_extend_gives_the_rounding_back(self):
+    def test_failed_clone_extend_gives_the_rounding_back(self) -> None:
         driver = self.make_driver(base.OURS)
         source = self.volume(8, 8)
         volume = self.requested(9)
@@ -130,7 +133,7 @@ class RoundingQuota(QuotaTestCase):
         self.assertEqual(9, self.usage()["gigabytes"])
         self.assertEqual("removeVolume", self.gateway.ops()[-1])
 
-    def test_clone_of_grown_source_charges_what_the_array_holds(self):
+    def test_clone_of_grown_source_charges_what_the_array_holds(self) -> None:
         # The source holds 32 GiB on the array although Cinder records 10:
         # the clone holds 32 too and the project pays for 32.
         driver = self.make_driver(base.OURS)
@@ -140,7 +143,7 @@ class RoundingQuota(QuotaTestCase):
                                                          source)["size"])
         self.assertEqual(32, self.usage()["gigabytes"])
 
-    def test_clone_of_grown_source_over_quota_is_removed(self):
+    def test_clone_of_grown_source_over_quota_is_removed(self) -> None:
         driver = self.make_driver(base.OURS)
         source = self.volume(10, 32)
         self.limit_gigabytes(24)
@@ -150,11 +153,170 @@ class RoundingQuota(QuotaTestCase):
         self.assertEqual("removeVolume", self.gateway.ops()[-1])
         self.assertEqual(20, self.usage()["gigabytes"])
 
-    def test_stock_charges_only_the_requested_size(self):
+    def test_stock_charges_only_the_requested_size(self) -> None:
         driver = self.make_driver(base.STOCK)
         volume = self.requested(10)
         self.assertEqual(16, driver.create_volume(volume)["size"])
         self.assertEqual(10, self.usage()["gigabytes"])
+
+
+class WholeCharges(QuotaTestCase):
+    """A charge is made whole and once, or not at all; so is a refund.
+
+    :class:`~powerflex_cache_driver.quota_charge.RoundingCharge` on its
+    own, for a 10 GiB volume Cinder's API charged, which the array holds
+    in 16 (or more) GiB.
+    """
+
+    def charge(self, size: int = 10, **kwargs: Any) -> Any:
+        return quota_charge.RoundingCharge(self.requested(size, **kwargs), 8)
+
+    def reserved(self) -> dict[str, int]:
+        quotas = QUOTAS.get_project_quotas(self.ctx, self.project_id,
+                                           usages=True)
+        return {name: quotas[name]["reserved"]
+                for name in ("gigabytes", "gigabytes_" + TYPE_NAME)}
+
+    def test_cover_twice_charges_once(self) -> None:
+        charge = self.charge()
+        charge.cover(16)
+        charge.cover(16)
+        self.assertEqual(6, charge.charged_gib)
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+
+    def test_cover_of_a_larger_size_charges_the_difference(self) -> None:
+        charge = self.charge()
+        charge.cover(16)
+        charge.cover(24)
+        charge.cover(16)
+        self.assertEqual(14, charge.charged_gib)
+        self.assertEqual({"gigabytes": 24, "gigabytes_powerflex": 24},
+                         self.usage())
+
+    def test_refund_gives_back_the_charge_once(self) -> None:
+        charge = self.charge()
+        charge.cover(16)
+        charge.cover(24)
+        charge.refund()
+        charge.refund()
+        self.assertEqual(0, charge.charged_gib)
+        self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
+                         self.usage())
+
+    def test_check_charges_and_reserves_nothing(self) -> None:
+        charge = self.charge()
+        charge.check(16)
+        self.assertEqual(0, charge.charged_gib)
+        self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
+                         self.usage())
+        self.limit_gigabytes(12)
+        self.assertRaises(quota_charge.RoundingExceedsQuota, charge.check,
+                          16)
+        self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
+                         self.usage())
+
+    def test_over_quota_charges_and_reserves_nothing(self) -> None:
+        charge = self.charge()
+        self.limit_gigabytes(15)
+        error = self.assertRaises(quota_charge.RoundingExceedsQuota,
+                                  charge.cover, 16)
+        self.assertIn("quota gigabytes is 15 GiB with 10 GiB consumed",
+                      str(error))
+        self.assertEqual(0, charge.charged_gib)
+        self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
+                         self.usage())
+
+    def test_reserve_leaves_the_reservations_to_the_caller(self) -> None:
+        """An extend's rounding, committed with Cinder's reservations."""
+        charge = self.charge()
+        reservations = charge.reserve(16)
+        self.assertEqual(2, len(reservations))
+        self.assertEqual({"gigabytes": 6, "gigabytes_powerflex": 6},
+                         self.reserved())
+        QUOTAS.commit(self.ctx, reservations, project_id=self.project_id)
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+
+    def test_a_failed_commit_charges_nothing(self) -> None:
+        """Its reservations are rolled back, nothing counted as charged."""
+        charge = self.charge()
+        with mock.patch.object(quota_charge.db_api, "reservation_commit",
+                               side_effect=db_exc.DBError("gone")):
+            self.assertRaises(db_exc.DBError, charge.cover, 16)
+        self.assertEqual(0, charge.charged_gib)
+        self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
+                         self.usage())
+        charge.cover(16)
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+
+    def test_a_deadlock_retries_the_whole_reservation_once(self) -> None:
+        """The first attempt's reservation goes with its transaction."""
+        charge = self.charge()
+        reserve = QUOTAS._driver.reserve
+        with mock.patch.object(
+                QUOTAS._driver, "reserve",
+                side_effect=_deadlocks_once(reserve)) as reserving, \
+                mock.patch.object(oslo_db_api.time, "sleep"):
+            charge.cover(16)
+        self.assertEqual(2, reserving.call_count)
+        self.assertEqual(6, charge.charged_gib)
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+
+    def test_a_failed_refund_keeps_the_charge_to_give_back(self) -> None:
+        charge = self.charge()
+        charge.cover(16)
+        with mock.patch.object(quota_charge.db_api, "reservation_commit",
+                               side_effect=db_exc.DBError("gone")), \
+                self.assertLogs("powerflex_cache_driver.quota_charge",
+                                logging.ERROR) as logs:
+            charge.refund()
+        self.assertIn("cinder-manage quota sync", logs.output[0])
+        self.assertEqual(6, charge.charged_gib)
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+        charge.refund()
+        self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
+                         self.usage())
+
+    def test_first_charge_of_a_project_counts_its_volumes(self) -> None:
+        """No usage row yet: Cinder's engine counts the records first."""
+        volume = test_utils.create_volume(
+            self.ctx, size=10, host=base.HOST, status="creating",
+            project_id=self.project_id, volume_type_id=self.volume_type.id)
+        quota_charge.RoundingCharge(volume, 8).cover(16)
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+
+    def test_temporary_volume_is_charged_by_no_method(self) -> None:
+        volume = test_utils.create_volume(
+            self.ctx, size=10, host=base.HOST, status="creating",
+            project_id=self.project_id, volume_type_id=self.volume_type.id,
+            use_quota=False)
+        charge = quota_charge.RoundingCharge(volume, 8)
+        self.limit_gigabytes(0)
+        self.assertEqual([], charge.reserve(16))
+        charge.check(16)
+        charge.cover(16)
+        charge.refund()
+        self.assertEqual(0, charge.charged_gib)
+        self.assertEqual({"gigabytes": 0, "gigabytes_powerflex": 0},
+                         self.usage())
+
+
+def _deadlocks_once(call: Any) -> Any:
+    """A side effect: ``call``, then a deadlock the first time."""
+    calls = []
+
+    def side_effect(*args: Any, **kwargs: Any) -> Any:
+        result = call(*args, **kwargs)
+        calls.append(result)
+        if len(calls) == 1:
+            raise db_exc.DBDeadlock()
+        return result
+    return side_effect
 
 
 class TemporaryVolumes(QuotaTestCase):
@@ -172,7 +334,7 @@ class TemporaryVolumes(QuotaTestCase):
             project_id=self.project_id, volume_type_id=self.volume_type.id,
             use_quota=False)
 
-    def test_temporary_volume_is_charged_nothing(self):
+    def test_temporary_volume_is_charged_nothing(self) -> None:
         """Issue 20 item 6: a temporary 10 GiB volume (16 on the array)."""
         driver = self.make_driver(base.OURS)
         volume = self.temporary(10)
@@ -180,7 +342,7 @@ class TemporaryVolumes(QuotaTestCase):
         self.assertEqual({"gigabytes": 0, "gigabytes_powerflex": 0},
                          self.usage())
 
-    def test_temporary_clone_is_charged_nothing_and_logged_once(self):
+    def test_temporary_clone_is_charged_nothing_and_logged_once(self) -> None:
         """Issue 20 item 6: a temporary clone of a grown source.
 
         The clone covers the source's 32 GiB twice (before the snapshot
@@ -210,7 +372,8 @@ class TemporaryVolumes(QuotaTestCase):
             new_volume.volume_type_id = volume_type_id
         return volume, new_volume
 
-    def test_migration_charges_the_source_record_the_size_it_takes(self):
+    def test_migration_charges_the_source_record_the_size_it_takes(
+            self) -> None:
         """Issue 20 item 6: the counted record takes the temporary's size.
 
         When a migration completes, Cinder swaps the records: the source
@@ -225,7 +388,7 @@ class TemporaryVolumes(QuotaTestCase):
         self.assertEqual({"gigabytes": 24, "gigabytes_powerflex": 24},
                          self.usage())
 
-    def test_retype_migration_charges_the_new_type(self):
+    def test_retype_migration_charges_the_new_type(self) -> None:
         """Issue 20 item 6: a retype's record takes the new type too."""
         driver = self.make_driver(base.OURS)
         gold = test_utils.create_volume_type(self.ctx, name="gold")
@@ -239,7 +402,7 @@ class TemporaryVolumes(QuotaTestCase):
             {name: quotas[name]["in_use"] for name in
              ("gigabytes", "gigabytes_powerflex", "gigabytes_gold")})
 
-    def test_migration_without_room_completes_and_says_so(self):
+    def test_migration_without_room_completes_and_says_so(self) -> None:
         """Issue 20 item 6: no room for the 4 GiB at completion.
 
         The copy is over and Cinder would keep the destination of a
@@ -259,7 +422,7 @@ class TemporaryVolumes(QuotaTestCase):
         self.assertIn("cinder-manage quota sync", logs.output[0])
         self.assertEqual(20, self.usage()["gigabytes"])
 
-    def test_copy_below_the_array_size_is_refused(self):
+    def test_copy_below_the_array_size_is_refused(self) -> None:
         """A source recording 20 GiB of 24: Cinder would copy 20.
 
         Refused before the copy with the fix in the message, and nothing
@@ -274,7 +437,7 @@ class TemporaryVolumes(QuotaTestCase):
         self.assertEqual([], self.array_requests())
         self.assertEqual(20, self.usage()["gigabytes"])
 
-    def test_copy_into_a_larger_record_checks_the_room(self):
+    def test_copy_into_a_larger_record_checks_the_room(self) -> None:
         """The destination records more (another granularity): room first.
 
         Without room the migration is refused before the copy; with room
@@ -295,7 +458,7 @@ class TemporaryVolumes(QuotaTestCase):
         self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
                          self.usage())
 
-    def test_failed_rename_gives_the_migration_charge_back(self):
+    def test_failed_rename_gives_the_migration_charge_back(self) -> None:
         """Issue 20 item 6: the array refuses the rename; 4 GiB back."""
         driver = self.make_driver(base.OURS)
         volume, new_volume = self.migrated(20, 24)
@@ -324,7 +487,7 @@ class GroupFromSource(QuotaTestCase):
             volume_type_ids=[self.volume_type.id],
             status=fields.GroupStatus.CREATING)
 
-    def test_second_clone_without_room_undoes_the_first(self):
+    def test_second_clone_without_room_undoes_the_first(self) -> None:
         """Issue 20 item 7: the first clone removed, its 4 GiB given back.
 
         Two sources recorded at 20 GiB hold 24 on the array (extended);
@@ -349,7 +512,7 @@ class GroupFromSource(QuotaTestCase):
         self.assertEqual([None, None],
                          [volume.provider_id for volume in volumes])
 
-    def test_an_undo_that_fails_does_not_stop_the_others(self):
+    def test_an_undo_that_fails_does_not_stop_the_others(self) -> None:
         """Issue 20 item 7: every clone made is undone, whatever fails.
 
         Three sources; the third clone fails; undoing the first raises
@@ -382,7 +545,7 @@ class GroupFromSource(QuotaTestCase):
         self.assertEqual({"gigabytes": 60, "gigabytes_powerflex": 60},
                          self.usage())
 
-    def test_clones_of_a_group_are_charged_their_array_size(self):
+    def test_clones_of_a_group_are_charged_their_array_size(self) -> None:
         """Issue 20 item 7: the path that succeeds charges as before."""
         driver = self.make_driver(base.OURS)
         sources = [self.volume(20, 24), self.volume(16, 16)]
@@ -401,7 +564,7 @@ class GroupFromSource(QuotaTestCase):
         self.assertEqual({"gigabytes": 40, "gigabytes_powerflex": 40},
                          self.usage())
 
-    def test_other_groups_left_to_cinder(self):
+    def test_other_groups_left_to_cinder(self) -> None:
         """Issue 20 item 7: a group that is not a CG: generic support."""
         driver = self.make_driver(base.OURS)
         self.assertRaises(NotImplementedError, driver.create_group_from_src,
