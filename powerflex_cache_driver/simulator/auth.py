@@ -59,6 +59,8 @@ class TokenStore:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}
+        self.ever_issued: list[str] = []
+        """Every token handed out, revoked or not (for log scans)."""
 
     def check_credentials(self, user: str, password: str) -> bool:
         """Return True when ``user:password`` may log in."""
@@ -73,6 +75,7 @@ class TokenStore:
         token = base64.b64encode(raw.encode()).decode().rstrip("=")
         with self._lock:
             self._tokens[token] = time.monotonic()
+            self.ever_issued.append(token)
         return token
 
     def valid(self, token: str) -> bool:

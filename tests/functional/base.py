@@ -38,6 +38,7 @@ from typing import Any, Optional
 from powerflex_cache_driver import compat
 from tests import base as tests_base
 from tests.functional import cloud
+from tests.functional import log_secrets
 
 STOCK_RECORDS_ROUNDED_SIZE = hasattr(compat.STOCK_SDC_DRIVER,
                                      "_get_actual_vol_size")
@@ -66,7 +67,27 @@ class FunctionalTestCase(tests_base.CinderTestCase, cloud.CloudMixin):
             self.skipTest("Cinder runs qemu-img and dd as root; run the "
                           "functional tests as root")
         super().setUp()
+        self.logged = self.useFixture(
+            log_secrets.NoSecretsLogged(self._secrets))
+        self.addCleanup(self._assert_no_secret_logged)
         self.build_cloud(self.VOLUME_DRIVER)
+
+    def _secrets(self) -> list[str]:
+        """The gateway's password and every token it handed out."""
+        sim = getattr(self, "sim", None)
+        if sim is None:
+            return []
+        backend = sim.backend_options()
+        return [backend["san_password"],
+                log_secrets.basic_auth(backend["san_login"],
+                                       backend["san_password"]),
+                *sim.tokens.ever_issued]
+
+    def _assert_no_secret_logged(self) -> None:
+        leaks = self.logged.leaks()
+        if leaks:
+            self.fail("Secrets logged (DEBUG included):\n" +
+                      "\n".join(leaks))
 
     @property
     def is_ours(self) -> bool:

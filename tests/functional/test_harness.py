@@ -20,6 +20,8 @@
   the SDC, written, unmapped, and keeps its array size.
 """
 
+import logging
+
 from cinder.volume import volume_utils
 from os_brick.initiator import connector as brick_connector
 from oslo_utils import units
@@ -74,6 +76,20 @@ class TestHarness(base.StockDriverTestCase):
         self.delete_volume(volume)
         self.delete_cache_entries()
         self.assert_array_matches_db()
+
+    def test_secret_in_a_log_record_is_found(self) -> None:
+        """The scan of every test finds a token in a DEBUG record."""
+        token = self.sim.tokens.issue()
+        self.assertEqual([], self.logged.leaks())
+        try:
+            raise ValueError("refused %s" % token)
+        except ValueError:
+            logging.getLogger("cinder.volume").debug("login", exc_info=True)
+        leaks = self.logged.leaks()
+        self.assertEqual(1, len(leaks))
+        self.assertIn("cinder.volume DEBUG", leaks[0])
+        self.assertNotIn(token, leaks[0])
+        self.logged.handler.records.clear()
 
 
 class TestSdcFixture(testtools.TestCase):

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     storm.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="give up waiting for the creates after this "
                             "(default: 600 + 6 per create)")
+    commands.add_parser(
+        "scan-logs", help="look for passwords and tokens in every log of "
+                          "the cloud; exit 1 on any")
     recount = commands.add_parser(
         "recount", help="time the stats report's recount of the pools on "
                         "a scratch Cinder database of a cloud's size (the "
@@ -128,6 +131,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return storm.main(description, count=args.count,
                               image_gib=args.image_size,
                               json_path=args.json, timeout=args.timeout)
+        if args.command == "scan-logs":
+            from tools.cloudlib import log_scan
+            return log_scan.main(description)
         if args.command == "crash-rotation":
             from tools.cloudlib import crash_rotation
             return crash_rotation.main(description)
