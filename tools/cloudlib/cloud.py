@@ -90,8 +90,29 @@ class Cloud:
         return (infra.MariaDB(state, self.table, layout.PORTS["mariadb"]),
                 infra.RabbitMQ(state, self.table, layout.PORTS["rabbitmq"],
                                layout.PORTS["rabbitmq_dist"],
-                               layout.PORTS["epmd"]),
+                               layout.PORTS["epmd"],
+                               password=self._rabbitmq_password()),
                 infra.Redis(state, self.table, layout.PORTS["redis"]))
+
+    def _rabbitmq_password(self) -> str:
+        """The RabbitMQ user's password, made at the first ``up``.
+
+        Kept in ``.cloud/`` (mode 0600) for the commands that follow; a
+        random one, so that the log scan (``scan-logs``) can tell it from
+        any word of the logs.
+        """
+        path = self.layout.path("rabbitmq.password")
+        try:
+            with open(path) as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            pass
+        os.makedirs(self.layout.state, exist_ok=True)
+        password = secrets.token_hex(18)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password)
+        return password
 
     def _run(self, argv: list[str], what: str,
              stdin: Optional[str] = None,

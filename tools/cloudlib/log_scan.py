@@ -60,7 +60,8 @@ def _config_passwords(etc_dir: str) -> Iterator[tuple[str, str]]:
                       if defaults.get(option) != value]
             for section, option, value in items:
                 where = "%s [%s] %s" % (name, section, option)
-                if "password" in option and value:
+                if (option == "password" or option.endswith("_password")) \
+                        and value:
                     yield where, value
                 if "://" in (value or ""):
                     password = urllib.parse.urlsplit(value).password
