@@ -54,6 +54,7 @@ from oslo_utils import units
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import data_copy
+from powerflex_cache_driver import host_attach
 from powerflex_cache_driver import host_mappings
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import lost_answer
@@ -118,7 +119,7 @@ class PowerFlexCacheMixin:
             where the record of them is kept, is not set.
         """
         super().check_for_setup_error()
-        if compat.DRIVER_MAPS_VOLUMES and self.storage_protocol == "scaleio":
+        if host_attach.driver_maps_sdc(self):
             host_mappings.check_configured()
 
     @staticmethod

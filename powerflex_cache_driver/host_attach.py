@@ -84,6 +84,18 @@ def _message(response: Any) -> str:
     return str(response)
 
 
+def driver_maps_sdc(driver: Any) -> bool:
+    """Whether copies through ``driver`` map volumes to the SDC here.
+
+    Where the installed Cinder maps volumes itself and the driver speaks
+    to an SDC (not NVMe-TCP); then
+    :mod:`powerflex_cache_driver.host_mappings` keeps the record of the
+    copies' mappings.
+    """
+    return (compat.DRIVER_MAPS_VOLUMES and
+            getattr(driver, "storage_protocol", None) == "scaleio")
+
+
 class HostAttacher:
     """Attach volumes to this host for one copy, and detach them.
 
@@ -102,9 +114,8 @@ class HostAttacher:
     @property
     def maps_itself(self) -> bool:
         """Whether volumes are mapped here rather than by Cinder's path."""
-        return (compat.DRIVER_MAPS_VOLUMES and
-                getattr(self.driver, "storage_protocol", None) == "scaleio"
-                and bool(self.properties.get("sdc_guid")))
+        return (driver_maps_sdc(self.driver) and
+                bool(self.properties.get("sdc_guid")))
 
     def attach(self, context: Any, volume: Any, new: bool = False) -> dict:
         """Attach ``volume`` to this host; unmap it again if that fails.

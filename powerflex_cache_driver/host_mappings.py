@@ -32,6 +32,7 @@ changed only under an inter-process lock for that volume:
 """
 
 import contextlib
+import functools
 import json
 import os
 import uuid
@@ -66,15 +67,19 @@ def _start_time(pid: int) -> Optional[str]:
     return fields[19]
 
 
-def _read(path: str) -> Optional[str]:
+@functools.cache
+def _boot_id() -> Optional[str]:
+    """This boot of the host (it does not change while a process runs)."""
     try:
-        with open(path) as source:
+        with open("/proc/sys/kernel/random/boot_id") as source:
             return source.read().strip()
     except OSError:
         return None
 
 
+@functools.cache
 def _pid_namespace() -> Optional[str]:
+    """This process's pid namespace (fixed for its life)."""
     try:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
@@ -88,8 +93,7 @@ def this_process() -> dict:
     are counted in.
     """
     return {"pid": os.getpid(), "start": _start_time(os.getpid()),
-            "boot": _read("/proc/sys/kernel/random/boot_id"),
-            "pid_ns": _pid_namespace()}
+            "boot": _boot_id(), "pid_ns": _pid_namespace()}
 
 
 def _alive(process: dict) -> bool:
@@ -100,7 +104,7 @@ def _alive(process: dict) -> bool:
     up from here, so it is taken as running: only its own service's
     copies remove what it holds.
     """
-    if process.get("boot") != _read("/proc/sys/kernel/random/boot_id"):
+    if process.get("boot") != _boot_id():
         return False
     if process.get("pid_ns") != _pid_namespace():
         return True
@@ -171,7 +175,13 @@ def _load(key: str) -> Record:
         return Record(key, {})
 
 
-def _store(record: Record) -> None:
+def save(record: Record) -> None:
+    """Store ``record``; a record that says nothing is removed.
+
+    :func:`locked` saves when its block ends; call it earlier for what
+    must be on disk before the array is asked: a process killed during
+    the request leaves a record saying what it may have done.
+    """
     path = _path(record.key)
     if not record.ours and not record.holders:
         with contextlib.suppress(FileNotFoundError):
@@ -189,15 +199,6 @@ def _store(record: Record) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-
-
-def save(record: Record) -> None:
-    """Store ``record`` now, before the block of :func:`locked` ends.
-
-    For what must be on disk before the array is asked: a process killed
-    during the request leaves a record saying what it may have done.
-    """
-    _store(record)
 
 
 def key_of(sdc_id: str, provider_id: str) -> str:
@@ -218,7 +219,7 @@ def locked(key: str) -> Iterator[Record]:
         try:
             yield record
         finally:
-            _store(record)
+            save(record)
 
 
 def stale_records() -> list[Record]:

@@ -201,10 +201,11 @@ class RoundingCharge:
         :raises RoundingExceedsQuota: the project has no room.
         """
         delta = self._delta(recorded_gib)
-        if delta and keep:
-            self._commit(self._reservations(recorded_gib, delta))
-        elif delta:
-            self._reservations(recorded_gib, delta, check=True)
+        if delta:
+            reservations = self._reservations(recorded_gib, delta,
+                                              check=not keep)
+            if keep:
+                self._commit(reservations)
         return delta
 
     def reserve(self, recorded_gib: int) -> list:

@@ -39,6 +39,7 @@ from powerflex_cache_driver import compat
 from tests import base as tests_base
 from tests.functional import cloud
 from tests.functional import log_secrets
+from tools.cloudlib import log_scan
 
 STOCK_RECORDS_ROUNDED_SIZE = hasattr(compat.STOCK_SDC_DRIVER,
                                      "_get_actual_vol_size")
@@ -79,8 +80,8 @@ class FunctionalTestCase(tests_base.CinderTestCase, cloud.CloudMixin):
             return []
         backend = sim.backend_options()
         return [backend["san_password"],
-                log_secrets.basic_auth(backend["san_login"],
-                                       backend["san_password"]),
+                log_scan.basic_auth(backend["san_login"],
+                                    backend["san_password"]),
                 *sim.tokens.ever_issued]
 
     def _assert_no_secret_logged(self) -> None:

@@ -18,7 +18,6 @@ of the exception it carries, holds a secret: the gateway password, its
 handed out.
 """
 
-import base64
 import logging
 import traceback
 from typing import Callable, Iterable
@@ -47,11 +46,6 @@ def record_text(record: logging.LogRecord) -> str:
     if record.exc_text:
         parts.append(record.exc_text)
     return "\n".join(parts)
-
-
-def basic_auth(user: str, password: str) -> str:
-    """The ``Authorization: Basic`` value of ``user:password``."""
-    return base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
 
 
 class NoSecretsLogged(fixtures.Fixture):

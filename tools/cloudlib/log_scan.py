@@ -69,13 +69,18 @@ def _config_passwords(etc_dir: str) -> Iterator[tuple[str, str]]:
                         yield where, password
 
 
+def basic_auth(user: str, password: str) -> str:
+    """The ``Authorization: Basic`` value of ``user:password``."""
+    return base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
 def secrets_of(description: dict[str, Any], state_dir: str
                ) -> dict[str, str]:
     """Secret -> what it is, for the cloud described."""
     gateway = description["gateway"]
     found = {gateway["password"]: "gateway password",
-             base64.b64encode(("%s:%s" % (gateway["user"], gateway["password"])
-                               ).encode()).decode(): "gateway Basic auth"}
+             basic_auth(gateway["user"], gateway["password"]):
+                 "gateway Basic auth"}
     for user in ("admin", "demo"):
         found[description[user]["password"]] = "Keystone %s password" % user
     etc_dir = os.path.join(state_dir, "etc")
