@@ -35,6 +35,7 @@ not release numbers):
 """
 
 from http import client as http_client
+import importlib
 import inspect
 import json
 from typing import Any, Callable, ContextManager, Optional
@@ -48,6 +49,12 @@ from oslo_log import log as logging
 import requests
 
 LOG = logging.getLogger(__name__)
+
+SQL_API: Any = (db_api if hasattr(db_api, "main_context_manager")
+                else importlib.import_module("cinder.db.sqlalchemy.api"))
+"""Cinder's SQLAlchemy layer: ``cinder.db.api`` in releases that merged it
+there (29.0.0), ``cinder.db.sqlalchemy.api`` in earlier ones (25.x), whose
+``cinder.db.api`` forwards to it."""
 
 STOCK_SDC_DRIVER: type = stock.PowerFlexDriver
 """Cinder's PowerFlex driver for the SDC (``scaleio``) protocol."""
@@ -201,13 +208,19 @@ def db_transaction(context: Any) -> ContextManager:
     """One writing transaction for Cinder's database calls with ``context``.
 
     Cinder's database functions join a transaction already open on their
-    context (oslo.db's enginefacade). The transaction manager is
-    ``cinder.db.api``'s in releases that merged the SQLAlchemy back end
-    into it (29.0.0), ``cinder.db.sqlalchemy.api``'s in earlier ones
-    (25.x).
+    context (oslo.db's enginefacade).
     """
-    manager = getattr(db_api, "main_context_manager", None)
-    if manager is None:
-        from cinder.db.sqlalchemy import api as sqlalchemy_api
-        manager = sqlalchemy_api.main_context_manager
-    return manager.writer.using(context)
+    return SQL_API.main_context_manager.writer.using(context)
+
+
+def commit_reservations_joined(context: Any, reservations: list,
+                               project_id: str) -> None:
+    """Cinder's ``reservation_commit`` in the transaction open on ``context``.
+
+    Call it inside :func:`db_transaction`. It runs Cinder's own function
+    without its deadlock retry: a retry inside a transaction the database
+    has already rolled back would commit nothing and say nothing, so a
+    deadlock ends the whole transaction, for its caller to retry whole.
+    """
+    commit = inspect.unwrap(SQL_API.reservation_commit)
+    commit(context, reservations, project_id=project_id)

@@ -53,6 +53,7 @@ from oslo_utils import importutils
 from oslo_utils import units
 
 from powerflex_cache_driver import compat
+from powerflex_cache_driver import create_flow
 from powerflex_cache_driver import data_copy
 from powerflex_cache_driver import host_attach
 from powerflex_cache_driver import host_mappings
@@ -102,9 +103,12 @@ class PowerFlexCacheMixin:
         """Set up Cinder's driver and wrap its REST clients.
 
         They log in again on 401, and find the volumes of creates whose
-        answer was lost (:mod:`powerflex_cache_driver.lost_answer`).
+        answer was lost (:mod:`powerflex_cache_driver.lost_answer`). A
+        create refused for the quota of the rounding is not rescheduled
+        (:mod:`powerflex_cache_driver.create_flow`).
         """
         super().do_setup(context)
+        create_flow.install()
         for client in (self.primary_client,
                        getattr(self, "secondary_client", None)):
             compat.log_in_again_on_401(client)

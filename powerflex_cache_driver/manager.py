@@ -56,7 +56,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from cinder import context as cinder_context
-from cinder.db import api as db_api
 from cinder import exception
 from cinder.message import message_field
 from cinder import quota
@@ -65,14 +64,8 @@ from cinder.volume import volume_utils
 from oslo_log import log as logging
 import sqlalchemy as sa
 
+from powerflex_cache_driver import compat
 from powerflex_cache_driver import quota_charge
-
-# Cinder 29 keeps its SQLAlchemy layer in cinder.db.api; earlier releases
-# in cinder.db.sqlalchemy.api, which their cinder.db.api forwards to.
-if hasattr(db_api, "main_context_manager"):
-    SQL_API = db_api
-else:
-    from cinder.db.sqlalchemy import api as SQL_API
 
 LOG = logging.getLogger(__name__)
 
@@ -145,20 +138,20 @@ def pool_summaries(ctxt: Any, backend: str, clustered: bool,
     :param pools: the pool names the driver reports.
     :returns: pool name -> (volumes, GiB).
     """
-    volume = SQL_API.models.Volume
+    volume = compat.SQL_API.models.Volume
     field = volume.cluster_name if clustered else volume.host
     values = {pool: volume_utils.append_host(backend, pool) for pool in pools}
     summaries = dict.fromkeys(values, (0, 0))
     if not values:
         return summaries
-    with SQL_API.main_context_manager.reader.using(ctxt):
+    with compat.SQL_API.main_context_manager.reader.using(ctxt):
         for round_ in _rounds(values):
             names = list(round_)
-            conditions = [SQL_API._filter_host(field, value)
+            conditions = [compat.SQL_API._filter_host(field, value)
                           for value in round_.values()]
             which = sa.case(*[(condition, index) for index, condition
                               in enumerate(conditions)])
-            query = SQL_API.model_query(
+            query = compat.SQL_API.model_query(
                 ctxt, which, sa.func.count(volume.id),
                 sa.func.sum(volume.size), read_deleted="no").filter(
                     sa.or_(*conditions)).group_by(which)

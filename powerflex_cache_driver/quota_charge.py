@@ -28,23 +28,22 @@ source record, counted, takes the destination's size and volume type, and
 is charged then (:meth:`RoundingCharge.cover` on the source with the
 destination's type).
 
-Each charge (and each refund) is two database transactions: one in which
-Cinder's quota engine reads what it needs and reserves (it would take four
-of its own), and Cinder's commit of the reservations. A commit that fails
-is rolled back and raised: a charge is made whole or not at all. A check
-(:meth:`RoundingCharge.check`) is the first transaction, rolled back.
+Each charge (and each refund) is one database transaction, in which
+Cinder's quota engine reads what it needs and reserves, and Cinder's
+``reservation_commit`` commits (Cinder's ``QUOTAS.reserve`` and
+``QUOTAS.commit`` would take five transactions): a charge is made whole or
+not at all. A check (:meth:`RoundingCharge.check`) is the same
+transaction without the commit, rolled back.
 """
 
 from typing import Any, Optional
 
 from cinder import context as cinder_context
-from cinder.db import api as db_api
 from cinder import exception
 from cinder.i18n import _
 from cinder import quota
 from oslo_db import api as oslo_db_api
 from oslo_log import log as logging
-from oslo_utils import excutils
 
 from powerflex_cache_driver import compat
 
@@ -129,18 +128,22 @@ class RoundingCharge:
 
     @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
     def _reservations(self, recorded_gib: int, delta: int,
-                      check: bool = False) -> list:
+                      commit: bool = False, check: bool = False) -> list:
         """Reserve ``delta`` GiB more for the project, in one transaction.
 
         Cinder's quota engine reads the volume type, the project's limits
         and usage and reserves (its driver's ``reserve``, as
-        ``QUOTAS.reserve`` calls it) in one database transaction
+        ``QUOTAS.reserve`` calls it); with ``commit``, Cinder's
+        ``reservation_commit`` then commits the reservations, all in one
+        database transaction
         (:func:`powerflex_cache_driver.compat.db_transaction`), retried
-        whole on a deadlock.
+        whole on a deadlock: the charge is made whole or not at all.
 
+        :param commit: commit the reservations in the transaction.
         :param check: undo the transaction once the reservations are made:
             nothing is reserved, the project has room.
-        :returns: the reservations (none for a check).
+        :returns: the reservations made and left open (none for a check or
+            a commit).
         :raises RoundingExceedsQuota: the project has no room for it;
             nothing is reserved.
         """
@@ -169,31 +172,19 @@ class RoundingCharge:
                 else:
                     if check:
                         raise _CheckDone()
+                    if commit:
+                        compat.commit_reservations_joined(
+                            admin, reservations,
+                            project_id=self.volume.project_id)
+                        reservations = []
         except _CheckDone:
             reservations = []
         if refused is not None:
             raise self._exceeds(refused, recorded_gib, delta)
         return reservations
 
-    def _commit(self, reservations: list) -> None:
-        """Commit reservations; if that fails, roll them back and raise.
-
-        Cinder's ``reservation_commit``, in a transaction of its own (it
-        retries itself on a deadlock), not ``QUOTAS.commit``, which would
-        log a failure and leave the reservations to expire while the
-        charge was counted.
-        """
-        admin = cinder_context.get_admin_context()
-        try:
-            db_api.reservation_commit(admin, reservations,
-                                      project_id=self.volume.project_id)
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                QUOTAS.rollback(admin, reservations,
-                                project_id=self.volume.project_id)
-
     def _reserve(self, recorded_gib: int, keep: bool) -> int:
-        """Reserve what ``recorded_gib`` needs beyond the charge; return it.
+        """Charge what ``recorded_gib`` needs beyond the charge; return it.
 
         The reservation is committed at once (``keep``), or not made (a
         check).
@@ -202,10 +193,8 @@ class RoundingCharge:
         """
         delta = self._delta(recorded_gib)
         if delta:
-            reservations = self._reservations(recorded_gib, delta,
-                                              check=not keep)
-            if keep:
-                self._commit(reservations)
+            self._reservations(recorded_gib, delta, commit=keep,
+                               check=not keep)
         return delta
 
     def reserve(self, recorded_gib: int) -> list:
@@ -253,8 +242,8 @@ class RoundingCharge:
         if not self.charged_gib:
             return
         try:
-            self._commit(self._reservations(self.reserved_gib,
-                                            -self.charged_gib))
+            self._reservations(self.reserved_gib, -self.charged_gib,
+                               commit=True)
         except Exception:
             LOG.exception("Volume %(vol)s: could not give back %(delta)s GiB "
                           "of quota to project %(project)s; resync it with "

@@ -160,3 +160,27 @@ class FakeVolumeRPCAPI(_Strict):
         self._queue.cast("delete_snapshot", self._manager.delete_snapshot,
                          ctxt, snapshot=snapshot,
                          unmanage_only=unmanage_only)
+
+
+class RetryElsewhere:
+    """The scheduler RPC API a failed create reschedules through.
+
+    It places the volume on another service's ``pool`` and delivers the
+    create there before it returns, as a scheduler and a quicker service
+    would. :attr:`creates` counts the reschedules.
+    """
+
+    def __init__(self, service: Any, pool: str) -> None:
+        self.queue = CastQueue()
+        self._scheduler = FakeSchedulerAPI(self.queue, service, pool)
+        self.creates = 0
+
+    def create_volume(self, ctxt: Any, volume: Any, **kwargs: Any) -> None:
+        """Schedule the create to the other service and run it there."""
+        self.creates += 1
+        self.queue.cast("create_volume", self._scheduler.create_volume,
+                        ctxt, volume=volume, **kwargs)
+        self.queue.drain()
+        if self.queue.failures:
+            raise AssertionError("the retry failed: %s" %
+                                 self.queue.failures)

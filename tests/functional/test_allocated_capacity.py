@@ -44,6 +44,7 @@ from cinder.volume import volume_utils
 from oslo_utils import units
 import sqlalchemy
 
+from powerflex_cache_driver import compat
 from powerflex_cache_driver import manager
 from tests import base as tests_base
 from tests.functional import base
@@ -283,7 +284,7 @@ class TestPoolSummariesAreCinders(tests_base.CinderTestCase):
                    _parameters: Any, _context: Any, _many: bool) -> None:
             statements.append(statement)
 
-        engine = manager.SQL_API.get_engine()
+        engine = compat.SQL_API.get_engine()
         sqlalchemy.event.listen(engine, "before_cursor_execute", record)
         try:
             service._count_pools(pools)

@@ -40,28 +40,6 @@ SECOND_HOST = "cinder-functional-2@%s" % cloud.BACKEND
 """A second cinder-volume service on the same array."""
 
 
-class RetryElsewhere:
-    """The scheduler RPC API a failed create reschedules through.
-
-    It places the volume on another service and delivers the create
-    there before it returns, as a scheduler and a quicker service would.
-    """
-
-    def __init__(self, service: Any) -> None:
-        self.queue = rpc.CastQueue()
-        self._scheduler = rpc.FakeSchedulerAPI(self.queue, service,
-                                               cloud.POOL)
-
-    def create_volume(self, ctxt: Any, volume: Any, **kwargs: Any) -> None:
-        """Schedule the create to the other service and run it there."""
-        self.queue.cast("create_volume", self._scheduler.create_volume,
-                        ctxt, volume=volume, **kwargs)
-        self.queue.drain()
-        if self.queue.failures:
-            raise AssertionError("the retry failed: %s" %
-                                 self.queue.failures)
-
-
 class DeleteByName(base.OurDriverTestCase):
     """Deletes of volumes without provider_id, on the simulator."""
 
@@ -172,7 +150,7 @@ class DeleteByName(base.OurDriverTestCase):
                          side_effect=create_with_retry)
 
         self.mock_object(self.manager, "scheduler_rpcapi",
-                         new=RetryElsewhere(second))
+                         new=rpc.RetryElsewhere(second, cloud.POOL))
 
     def test_reschedule_clean_up_keeps_the_retrys_array_volume(self):
         """Issue 20 item 5: the failed attempt's clean-up spares the retry.

@@ -35,7 +35,9 @@ scheduler's and group API's casts go through the test's cast queue.
 import logging
 from typing import Any, Optional
 
+from cinder.db import api as db_api
 from cinder.group import api as group_api
+from cinder.message import message_field
 from cinder import objects
 from cinder.volume import group_types
 from cinder.volume import volume_types
@@ -45,6 +47,7 @@ from oslo_utils import units
 from powerflex_cache_driver.simulator import errors
 from tests.functional import base
 from tests.functional import cloud
+from tests.functional import rpc
 
 TARGET_POOL = cloud.SECOND_POOL
 
@@ -435,3 +438,77 @@ class CacheHitScenario:
 
 class TestCacheHitQuotaOurs(CacheHitScenario, base.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
+
+
+class TestRoundingRefusalNotRescheduled(base.OurDriverTestCase):
+    """Issue 21: a create refused for the rounding's quota, once.
+
+    Quota has room for the 1 GiB asked, not for the 8 GiB the array
+    holds. Every service of the backend would refuse it the same: the
+    create is not rescheduled, the volume ends ``error`` with Cinder's
+    "Not enough quota resource for operation" user message.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        second = cloud.start_volume_manager(self.admin_ctx,
+                                            "cinder-functional-2@%s" %
+                                            cloud.BACKEND)
+        first_create = self.scheduler.create_volume
+
+        def create_with_retry(ctxt: Any, volume: Any, **kwargs: Any) -> None:
+            # What the scheduler sends when scheduler_max_attempts > 1.
+            kwargs["filter_properties"] = {"retry": {
+                "num_attempts": 1, "backends": [self.manager.host],
+                "hosts": [self.manager.host]}}
+            first_create(ctxt, volume, **kwargs)
+        self.mock_object(self.scheduler, "create_volume",
+                         side_effect=create_with_retry)
+        self.elsewhere = rpc.RetryElsewhere(second, cloud.POOL)
+        self.mock_object(self.manager, "scheduler_rpcapi",
+                         new=self.elsewhere)
+        self.driver_creates = self.spy(self.manager.driver, "create_volume")
+        self.second_creates = self.spy(second.driver, "create_volume")
+
+    def _messages(self, volume: Any) -> list[tuple[str, str]]:
+        """The user messages about ``volume``: (action, detail) ids."""
+        return sorted((m["action_id"], m["detail_id"])
+                      for m in db_api.message_get_all(
+                          self.admin_ctx,
+                          filters={"resource_uuid": volume.id}))
+
+    def test_refused_once_and_told_why(self) -> None:
+        before = self.quota_usage()
+        self.set_project_quota("gigabytes", before["gigabytes"] + 3)
+        array_volumes = set(self.sim.array.volumes)
+
+        volume, recorded = self.create_volume(1, expect_status=None)
+
+        self.assertEqual("error", volume.status)
+        self.assertEqual(self.manager.host + "#" + cloud.POOL, volume.host)
+        self.assertEqual(0, self.elsewhere.creates, "rescheduled")
+        self.assertEqual((1, 0), (len(self.driver_creates),
+                                  len(self.second_creates)))
+        action = message_field.Action.CREATE_VOLUME_FROM_BACKEND[0]
+        self.assertIn((action, message_field.Detail.QUOTA_EXCEED[0]),
+                      self._messages(volume))
+        self.assertNotIn(message_field.Detail.NO_BACKEND_AVAILABLE[0],
+                         [detail for _a, detail in self._messages(volume)])
+        self.assertEqual(array_volumes, set(self.sim.array.volumes))
+        self.assertEqual(0, recorded.counts()["createVolume"])
+        # Cinder's API charged the 1 GiB asked; nothing more, nothing left
+        # reserved (quota_usage asserts that).
+        self.assertEqual(before["gigabytes"] + 1,
+                         self.quota_usage()["gigabytes"])
+
+    def test_an_array_failure_is_still_rescheduled(self) -> None:
+        """The change is for quota only: Cinder's reschedule otherwise."""
+        self.sim.faults.fail("createVolume", 190)
+
+        volume, _unused = self.create_volume(16, expect_status=None)
+
+        self.assertEqual(1, self.elsewhere.creates)
+        self.assertEqual("available", volume.status)
+        action = message_field.Action.CREATE_VOLUME_FROM_BACKEND[0]
+        self.assertNotIn((action, message_field.Detail.QUOTA_EXCEED[0]),
+                         self._messages(volume))

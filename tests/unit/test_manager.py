@@ -19,6 +19,7 @@ from cinder import context
 from cinder import objects
 import testtools
 
+from powerflex_cache_driver import compat
 from powerflex_cache_driver import manager
 from tests import base as tests_base
 from tests.unit import base
@@ -116,7 +117,7 @@ class AppendVolumeStats(tests_base.CinderTestCase):
     def test_running_count_kept_when_the_database_fails(self):
         volume_manager = self.make_manager()
         vol_stats = self.stats()
-        with mock.patch.object(manager.SQL_API, "model_query",
+        with mock.patch.object(compat.SQL_API, "model_query",
                                side_effect=RuntimeError("db gone")), \
                 self.assertLogs(manager.LOG.logger, logging.ERROR) as logs:
             volume_manager._append_volume_stats(vol_stats)

@@ -239,14 +239,17 @@ class WholeCharges(QuotaTestCase):
                          self.usage())
 
     def test_a_failed_commit_charges_nothing(self) -> None:
-        """Its reservations are rolled back, nothing counted as charged."""
+        """Its reservations go with the transaction: none left open."""
         charge = self.charge()
-        with mock.patch.object(quota_charge.db_api, "reservation_commit",
+        with mock.patch.object(quota_charge.compat,
+                               "commit_reservations_joined",
                                side_effect=db_exc.DBError("gone")):
             self.assertRaises(db_exc.DBError, charge.cover, 16)
         self.assertEqual(0, charge.charged_gib)
         self.assertEqual({"gigabytes": 10, "gigabytes_powerflex": 10},
                          self.usage())
+        self.assertEqual({"gigabytes": 0, "gigabytes_powerflex": 0},
+                         self.reserved())
         charge.cover(16)
         self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
                          self.usage())
@@ -265,10 +268,27 @@ class WholeCharges(QuotaTestCase):
         self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
                          self.usage())
 
+    def test_a_deadlock_in_the_commit_retries_the_whole_charge(self) -> None:
+        """Reserved again and committed once: charged 6 GiB, not 12."""
+        charge = self.charge()
+        commit = quota_charge.compat.commit_reservations_joined
+        with mock.patch.object(
+                quota_charge.compat, "commit_reservations_joined",
+                side_effect=_deadlocks_once(commit)) as committing, \
+                mock.patch.object(oslo_db_api.time, "sleep"):
+            charge.cover(16)
+        self.assertEqual(2, committing.call_count)
+        self.assertEqual(6, charge.charged_gib)
+        self.assertEqual({"gigabytes": 16, "gigabytes_powerflex": 16},
+                         self.usage())
+        self.assertEqual({"gigabytes": 0, "gigabytes_powerflex": 0},
+                         self.reserved())
+
     def test_a_failed_refund_keeps_the_charge_to_give_back(self) -> None:
         charge = self.charge()
         charge.cover(16)
-        with mock.patch.object(quota_charge.db_api, "reservation_commit",
+        with mock.patch.object(quota_charge.compat,
+                               "commit_reservations_joined",
                                side_effect=db_exc.DBError("gone")), \
                 self.assertLogs("powerflex_cache_driver.quota_charge",
                                 logging.ERROR) as logs:
