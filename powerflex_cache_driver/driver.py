@@ -266,20 +266,52 @@ class PowerFlexCacheMixin:
         The replication pair, and the secondary's volume, when the pair
         was made; when the create failed between making the secondary's
         volume and pairing it, that volume, found by the name Cinder's
-        driver gives it (the volume's id). Failures are logged: the
-        primary is removed all the same.
+        driver gives it (the volume's id).
+
+        :raises Exception: the pairs could not be read, or the pair or the
+            secondary's volume could not be removed (logged, naming the
+            secondary's volume): the primary must stay, for the delete of
+            the volume to tear the pair down again.
         """
         try:
             self._teardown_volume_replication(provider_id)
             lost_answer.remove_by_name(self._get_client(secondary=True),
                                        volume.id)
         except Exception:
-            LOG.exception("Volume %(vol)s: could not remove the "
-                          "replication secondary of array volume %(pid)s; "
-                          "look for an array volume named %(name)s on the "
-                          "secondary system.",
+            with excutils.save_and_reraise_exception():
+                LOG.error("Volume %(vol)s: could not remove the "
+                          "replication secondary of array volume %(pid)s "
+                          "(an array volume named %(name)s on the "
+                          "secondary system).",
                           {"vol": volume.id, "pid": provider_id,
                            "name": lost_answer.array_name(volume.id)})
+
+    def _teardown_volume_replication(self, provider_id: str) -> None:
+        """Unpair an array volume and remove its secondary, as Cinder does.
+
+        Cinder's driver takes a failed query of the replication pairs for
+        "no pair" and goes on to remove the primary, which would leave the
+        pair and the secondary's volume behind; here the failure is
+        raised, so that a delete or a clean-up removes nothing it could
+        not see the pair of.
+
+        :raises VolumeBackendAPIException: the pairs could not be read, or
+            the pair or the secondary's volume could not be removed.
+        """
+        if not provider_id:
+            super()._teardown_volume_replication(provider_id)
+            return
+        client = self._get_client()
+        pair = next((pair for pair in client._query_replication_pairs()
+                     if pair.get("localVolumeId") == provider_id), None)
+        if pair is None:
+            LOG.info("Array volume %s is in no replication pair.",
+                     provider_id)
+            return
+        client.remove_volumes_pair(pair["id"])
+        if not self._is_failed_over:
+            self._get_client(secondary=True).remove_volume(
+                pair["remoteVolumeId"])
 
     def _pool_reads_zeros(self, volume: Any) -> bool:
         """Whether a new volume in ``volume``'s pool reads back zeros."""

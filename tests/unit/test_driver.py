@@ -187,6 +187,8 @@ class ReplicatedCleanup(base.DriverTestCase):
         # What a create that fails after replication was set up (a
         # cross-pool copy whose data copy fails) leaves.
         driver, volume = self._replicated()
+        # A fake volume has no row: what is saved is what it holds.
+        self.mock_object(volume, "save")
         primary = self.gateway.add_volume(16)
         secondary = self.gateway.add_volume(16, host="127.0.0.2")
         self.gateway.pair(primary, secondary)
@@ -203,7 +205,8 @@ class ReplicatedCleanup(base.DriverTestCase):
                          [c.host for c in self.gateway.calls
                           if c.op == "removeVolume"])
 
-    def test_secondary_clean_up_failure_still_removes_the_primary(self):
+    def test_secondary_clean_up_failure_keeps_the_primary(self):
+        """The volume keeps its primary: its delete tears the pair down."""
         driver, volume, primary, secondary = self._paired()
         self.gateway.fail("removePair", 500, {"errorCode": 0,
                                               "message": "busy"})
@@ -211,8 +214,40 @@ class ReplicatedCleanup(base.DriverTestCase):
                              "ERROR") as logs:
             driver._remove_unfinished(volume, primary)
         self.assertIn(lost_answer.array_name(volume.id), logs.output[0])
-        self.assertNotIn(primary, self.gateway.sizes_kb)
+        self.assertIn(primary, self.gateway.sizes_kb)
         self.assertIn(secondary, self.gateway.sizes_kb)
+        self.assertEqual(primary, volume.provider_id)
+        # The user's delete, once the array answers, removes all three.
+        volume.replication_status = "enabled"
+        driver.delete_volume(volume)
+        self.assertEqual([], self.gateway.pairs)
+        self.assertNotIn(secondary, self.gateway.sizes_kb)
+        self.assertNotIn(primary, self.gateway.sizes_kb)
+
+    def test_a_failed_query_of_the_pairs_is_not_no_pair(self):
+        """Cinder's driver would remove the primary and leave the pair."""
+        driver, volume, primary, secondary = self._paired()
+        self.gateway.fail("getPairs", 500, {"errorCode": 0,
+                                            "message": "busy"})
+        with self.assertLogs("powerflex_cache_driver.driver", "ERROR"):
+            driver._remove_unfinished(volume, primary)
+        self.assertEqual(1, len(self.gateway.pairs))
+        self.assertIn(primary, self.gateway.sizes_kb)
+        self.assertIn(secondary, self.gateway.sizes_kb)
+        self.assertEqual([], [c for c in self.gateway.calls
+                              if c.op in ("removeVolume", "removePair")])
+
+    def test_delete_with_a_failed_query_of_the_pairs_removes_nothing(self):
+        driver, volume, primary, secondary = self._paired()
+        volume.provider_id = primary
+        volume.replication_status = "enabled"
+        self.gateway.fail("getPairs", 500, {"errorCode": 0,
+                                            "message": "busy"})
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          driver.delete_volume, volume)
+        self.assertIn(primary, self.gateway.sizes_kb)
+        self.assertIn(secondary, self.gateway.sizes_kb)
+        self.assertEqual(1, len(self.gateway.pairs))
 
 
 LOST = (500, {"errorCode": 500, "message": "The request to URL "
