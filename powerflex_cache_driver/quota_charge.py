@@ -39,6 +39,7 @@ transaction without the commit, rolled back.
 from typing import Any, Optional
 
 from cinder import context as cinder_context
+from cinder.db import api as db_api
 from cinder import exception
 from cinder.i18n import _
 from cinder import quota
@@ -126,16 +127,45 @@ class RoundingCharge:
             consumed=usage["in_use"] + usage["reserved"],
             granularity=self.granularity_gib)
 
+    def _volume_type(self, admin: Any) -> Optional[Any]:
+        """The volume type charged, without a read when the volume has it."""
+        if not self.volume_type_id:
+            return None
+        if (self.volume_type_id == self.volume.volume_type_id
+                and self.volume.obj_attr_is_set("volume_type")
+                and self.volume.volume_type is not None):
+            return self.volume.volume_type
+        # As Cinder's add_volume_type_opts: a type since deleted too.
+        return db_api.volume_type_get(admin, self.volume_type_id,
+                                      inactive=True)
+
+    def _resources(self, admin: Any) -> dict[str, Any]:
+        """The quota resources charged: ``gigabytes`` and its type's.
+
+        The ones Cinder's ``QUOTAS.resources`` and
+        ``QUOTAS.add_volume_type_opts`` name for a volume's gigabytes,
+        made here from the volume's type rather than from a read of every
+        volume type in the cloud on each charge.
+        """
+        gigabytes = quota.ReservableResource("gigabytes", "_sync_gigabytes",
+                                             "quota_gigabytes")
+        resources = {gigabytes.name: gigabytes}
+        volume_type = self._volume_type(admin)
+        if volume_type is not None:
+            typed = quota.VolumeTypeResource("gigabytes", volume_type)
+            resources[typed.name] = typed
+        return resources
+
     @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
     def _reservations(self, recorded_gib: int, delta: int,
                       commit: bool = False, check: bool = False) -> list:
         """Reserve ``delta`` GiB more for the project, in one transaction.
 
-        Cinder's quota engine reads the volume type, the project's limits
-        and usage and reserves (its driver's ``reserve``, as
-        ``QUOTAS.reserve`` calls it); with ``commit``, Cinder's
-        ``reservation_commit`` then commits the reservations, all in one
-        database transaction
+        Cinder's quota engine reads the project's limits and usage and
+        reserves (its driver's ``reserve``, as ``QUOTAS.reserve`` calls
+        it) for ``gigabytes`` and the type's (:meth:`_resources`); with
+        ``commit``, Cinder's ``reservation_commit`` then commits the
+        reservations, all in one database transaction
         (:func:`powerflex_cache_driver.compat.db_transaction`), retried
         whole on a deadlock: the charge is made whole or not at all.
 
@@ -150,16 +180,13 @@ class RoundingCharge:
         admin = cinder_context.get_admin_context()
         refused = None
         reservations: list = []
-        # Read before the transaction: the engine reads the volume types
-        # with a context of its own, which would not join it (and on an
-        # SQLite database, whose one connection every session shares,
-        # would end it).
-        resources = QUOTAS.resources
+        # Before the transaction: a read of the volume type, where one is
+        # needed, would end it on an SQLite database (one connection every
+        # session shares).
+        resources = self._resources(admin)
+        deltas = {name: delta for name in resources}
         try:
             with compat.db_transaction(admin):
-                deltas = {"gigabytes": delta}
-                QUOTAS.add_volume_type_opts(admin, deltas,
-                                            self.volume_type_id)
                 try:
                     # What QUOTAS.reserve does, with the resources read.
                     reservations = QUOTAS._driver.reserve(
