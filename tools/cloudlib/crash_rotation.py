@@ -61,6 +61,9 @@ WAIT_SECONDS = 240
 STATS_SECONDS = 90
 """A stats report of each service (every 60 s) reaches the scheduler."""
 ROTATING = "vtree of image-volume cache entry"
+LOCK_TIMEOUT_SECONDS = 30
+"""tooz's Redis ``lock_timeout`` (its default; the cloud's ``backend_url``
+sets none): how long Redis keeps a lock its holder no longer renews."""
 
 
 class Scenario:
@@ -79,6 +82,8 @@ class Scenario:
         self.database = infra.MariaDB(self.state,
                                       procs.ProcessTable(self.state),
                                       layout.PORTS["mariadb"])
+        self.redis = infra.Redis(self.state, procs.ProcessTable(self.state),
+                                 layout.PORTS["redis"])
         self.internal = description["ids"]["internal_project_id"]
         self.failed: list[str] = []
         self.figures: dict[str, Any] = {}
@@ -190,6 +195,7 @@ class Scenario:
         the_cloud.table.stop(name, timeout=10,
                              first_signal=signal.SIGKILL)
         killed_at = time.monotonic()
+        self.wait_for_the_dead_services_locks(killed_at)
         self.figures["killed"] = "%s (%s)" % (
             name, layout.VOLUME_HOSTS[service - 1])
         self.check(len(half_made) == 1, "expected one half-made cache "
@@ -266,6 +272,29 @@ class Scenario:
         self.figures["mapped_at_end"] = len(mapped)
         self.check(not mapped, "array volumes still mapped: %s" % mapped)
         self.check_allocated_capacity()
+
+    def wait_for_the_dead_services_locks(self, killed_at: float) -> None:
+        """Measure how long the killed service's rotation lock outlives it.
+
+        The rotation holds the entry's coordination lock in Redis; the
+        killed service no longer renews it, so Redis drops it when its
+        time to live (tooz's ``lock_timeout``, 30 s by default) runs out.
+        Until then a rotation of the entry by any service waits.
+        """
+        held = self.redis.locks("cinder-powerflex-cache-rotate-*")
+        self.figures["rotation_lock_ttl_at_kill_s"] = sorted(
+            round(ttl / 1000.0, 1) for ttl in held.values())
+        self.check(len(held) == 1, "expected the killed rotation's lock "
+                   "in Redis, found %s" % sorted(held))
+        procs.wait_until(
+            lambda: not self.redis.locks("cinder-powerflex-cache-rotate-*"),
+            LOCK_TIMEOUT_SECONDS + 10, "the killed service's rotation lock "
+            "to expire")
+        waited = time.monotonic() - killed_at
+        self.figures["rotation_lock_released_after_s"] = round(waited, 1)
+        self.check(waited <= LOCK_TIMEOUT_SECONDS + 2,
+                   "the killed service's rotation lock was held %.1f s "
+                   "after the kill" % waited)
 
     def check_array_matches_db(self, when: str) -> None:
         """Array volumes and Cinder's rows name each other."""

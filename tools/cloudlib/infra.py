@@ -664,6 +664,29 @@ class Redis(Service):
         """The URL of the server (for oslo.cache, tooz, ...)."""
         return f"redis://{HOST}:{self.port}"
 
+    def _cli(self, *args: str) -> list[str]:
+        """The lines ``redis-cli`` answers to one command."""
+        answer = subprocess.run(
+            [find_program("redis-cli"), "-h", HOST, "-p", str(self.port),
+             "--raw", *args], capture_output=True, text=True, timeout=30,
+            check=True)
+        return answer.stdout.splitlines()
+
+    def locks(self, pattern: str) -> dict[str, int]:
+        """tooz locks held whose name matches ``pattern``, and their TTL.
+
+        :returns: each lock's Redis key and the milliseconds it has left
+            before Redis drops it (tooz's ``lock_timeout``, renewed by the
+            holder's heartbeat).
+        """
+        keys = self._cli("--scan", "--pattern", f"_tooz_{pattern}_lock")
+        held = {}
+        for key in keys:
+            ttl = int(self._cli("PTTL", key)[0])
+            if ttl != -2:
+                held[key] = ttl
+        return held
+
 
 # -- selftest ----------------------------------------------------------------
 
