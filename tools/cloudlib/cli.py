@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "middle of a cache entry rotation, restart "
                                "it, check Cinder's clean-up and what is "
                                "left")
+    commands.add_parser(
+        "crash-cache-miss", help="kill -9 a cinder-volume service in the "
+                                 "middle of a cache miss's image copy, "
+                                 "restart it, retry once, check what is "
+                                 "left")
     switch = commands.add_parser(
         "switch-driver", help="restart both cinder-volume services with "
                               "the other driver (database, array, images "
@@ -137,6 +142,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "crash-rotation":
             from tools.cloudlib import crash_rotation
             return crash_rotation.main(description)
+        if args.command == "crash-cache-miss":
+            from tools.cloudlib import crash_cache_miss
+            return crash_cache_miss.main(description)
         from tools.cloudlib import active_active
         return active_active.main(description)
     except FileNotFoundError as exc:

@@ -141,16 +141,6 @@ class Scenario:
             lambda: self.volume_row(volume_id).get("deleted") == "1",
             WAIT_SECONDS, "volume %s deleted" % volume_id)
 
-    def rotating_service(self, volume_id: str) -> Optional[int]:
-        """The number of the service whose log shows the rotation."""
-        for number, host in enumerate(layout.VOLUME_HOSTS, 1):
-            path = os.path.join(self.state, "log", "%s.log" % host)
-            with open(path, errors="replace") as handle:
-                for line in handle:
-                    if volume_id in line and ROTATING in line:
-                        return number
-        return None
-
     # -- the scenario --------------------------------------------------------
 
     def run(self) -> None:
@@ -172,60 +162,21 @@ class Scenario:
         if full_entry is None:
             raise procs.CloudError("no cache entry for image %s" % image_id)
 
-        self.gateway.control("POST", [
-            {"op": "removeMappedSdc", "kind": "delay",
-             "seconds": HOLD_SECONDS},
-            {"op": "removeMappedSdc", "kind": "drop"}])
-        try:
-            victim = self.create(image_id, "crash-victim")
-            procs.wait_until(lambda: not self.gateway.control("GET")["armed"],
-                             180, "the rotation's unmap to reach the array")
-        finally:
-            self.gateway.control("DELETE")
-        service = self.rotating_service(victim)
-        if service is None:
-            raise procs.CloudError("no service logged a rotation for %s"
-                                   % victim)
-        half_made = self.sql(
-            "SELECT id FROM cinder.volumes WHERE deleted = 0 AND "
-            "status = 'creating' AND project_id = '%s' AND display_name = "
-            "'image-%s';" % (self.internal, image_id))
-        the_cloud = cloud.Cloud()
-        name = "cinder-volume-%d" % service
-        the_cloud.table.stop(name, timeout=10,
-                             first_signal=signal.SIGKILL)
-        killed_at = time.monotonic()
+        victim = self.create_caught_at_unmap(image_id, "crash-victim")
+        service = self.logging_service(victim, ROTATING)
+        half_made = self.half_made(image_id)
+        killed_at = self.kill(service)
         self.wait_for_the_dead_services_locks(killed_at)
-        self.figures["killed"] = "%s (%s)" % (
-            name, layout.VOLUME_HOSTS[service - 1])
         self.check(len(half_made) == 1, "expected one half-made cache "
                    "volume in creating, found %d" % len(half_made))
         if len(half_made) != 1:
             return
-        new_volume = half_made[0][0]
+        new_volume = half_made[0]
         self.check(self.volume_row(victim)["status"] == "creating",
                    "the user's volume was not creating at the kill")
-        mapped = [v for v in self.gateway.volumes().values()
-                  if v.get("mappedSdcInfo")]
-        self.figures["mapped_at_kill"] = len(mapped)
+        self.figures["mapped_at_kill"] = len(self.mapped())
 
-        the_cloud.start_volume_service(service)
-        victim_status = self.settled(victim)
-        new_status = self.settled(new_volume)
-        self.figures["cleanup_seconds"] = round(
-            time.monotonic() - killed_at, 1)
-        self.figures["after_restart"] = {"user volume": victim_status,
-                                         "half-made cache volume":
-                                         new_status}
-        self.check(victim_status == "error",
-                   "the user's volume is %s after the restart, not error"
-                   % victim_status)
-        self.check(new_status == "error", "the half-made cache volume is "
-                   "%s after the restart, not error" % new_status)
-        workers = self.sql("SELECT COUNT(*) FROM cinder.workers WHERE "
-                           "deleted = 0 AND resource_id IN ('%s', '%s');"
-                           % (victim, new_volume))[0][0]
-        self.check(workers == "0", "%s workers rows left" % workers)
+        self.restart(service, killed_at, victim, new_volume)
         self.check(self.cache_entry(image_id) == full_entry,
                    "the cache entry changed although the rotation died")
         self.check(self.volume_row(full_entry)["status"] == "available",
@@ -263,12 +214,96 @@ class Scenario:
         for volume_id in filled + [after]:
             self.delete(self.demo, volume_id)
         self.admin.call("DELETE", "glance", "/v2/images/%s" % image_id)
+        self.check_the_end()
+
+    # -- steps the crash scenarios share -------------------------------------
+
+    def create_caught_at_unmap(self, image_id: str, name: str) -> str:
+        """Ask for a volume; return once its copy's first unmap is held.
+
+        The simulator holds the first ``removeMappedSdc`` for
+        :data:`HOLD_SECONDS`, then drops it unanswered.
+        """
+        self.gateway.control("POST", [
+            {"op": "removeMappedSdc", "kind": "delay",
+             "seconds": HOLD_SECONDS},
+            {"op": "removeMappedSdc", "kind": "drop"}])
+        try:
+            volume_id = self.create(image_id, name)
+            procs.wait_until(lambda: not self.gateway.control("GET")["armed"],
+                             180, "the copy's unmap to reach the array")
+        finally:
+            self.gateway.control("DELETE")
+        return volume_id
+
+    def logging_service(self, volume_id: str, text: str) -> int:
+        """The number of the service whose log shows ``text`` for it.
+
+        :raises CloudError: no service's log does.
+        """
+        for number, host in enumerate(layout.VOLUME_HOSTS, 1):
+            path = os.path.join(self.state, "log", "%s.log" % host)
+            with open(path, errors="replace") as handle:
+                if any(volume_id in line and text in line
+                       for line in handle):
+                    return number
+        raise procs.CloudError("no service logged %r for %s"
+                               % (text, volume_id))
+
+    def half_made(self, image_id: str) -> list[str]:
+        """The image's cache volumes being made (``creating``)."""
+        return [row[0] for row in self.sql(
+            "SELECT id FROM cinder.volumes WHERE deleted = 0 AND "
+            "status = 'creating' AND project_id = '%s' AND display_name = "
+            "'image-%s';" % (self.internal, image_id))]
+
+    def mapped(self) -> list[str]:
+        """The array volumes mapped to an SDC."""
+        return sorted(v for v, record in self.gateway.volumes().items()
+                      if record.get("mappedSdcInfo"))
+
+    def kill(self, service: int) -> float:
+        """``kill -9`` cinder-volume ``service``; when (monotonic)."""
+        name = "cinder-volume-%d" % service
+        cloud.Cloud().table.stop(name, timeout=10,
+                                 first_signal=signal.SIGKILL)
+        killed_at = time.monotonic()
+        self.figures["killed"] = "%s (%s)" % (
+            name, layout.VOLUME_HOSTS[service - 1])
+        return killed_at
+
+    def restart(self, service: int, killed_at: float, victim: str,
+                new_volume: str) -> None:
+        """Start the service again; check its start-up clean-up.
+
+        The user's volume and the half-made cache volume must leave
+        ``creating`` for ``error``, with no ``workers`` row left.
+        """
+        cloud.Cloud().start_volume_service(service)
+        victim_status = self.settled(victim)
+        new_status = self.settled(new_volume)
+        self.figures["cleanup_seconds"] = round(
+            time.monotonic() - killed_at, 1)
+        self.figures["after_restart"] = {"user volume": victim_status,
+                                         "half-made cache volume":
+                                         new_status}
+        self.check(victim_status == "error",
+                   "the user's volume is %s after the restart, not error"
+                   % victim_status)
+        self.check(new_status == "error", "the half-made cache volume is "
+                   "%s after the restart, not error" % new_status)
+        workers = self.sql("SELECT COUNT(*) FROM cinder.workers WHERE "
+                           "deleted = 0 AND resource_id IN ('%s', '%s');"
+                           % (victim, new_volume))[0][0]
+        self.check(workers == "0", "%s workers rows left" % workers)
+
+    def check_the_end(self) -> None:
+        """Everything deleted: nothing left, leaked or mapped."""
         self.check_array_matches_db("at the end")
         self.check_quota(self.description["ids"]["demo_project_id"],
                          "demo project")
         self.check_quota(self.internal, "internal tenant")
-        mapped = sorted(v for v, record in self.gateway.volumes().items()
-                        if record.get("mappedSdcInfo"))
+        mapped = self.mapped()
         self.figures["mapped_at_end"] = len(mapped)
         self.check(not mapped, "array volumes still mapped: %s" % mapped)
         self.check_allocated_capacity()
@@ -365,9 +400,8 @@ class Scenario:
         self.figures["%s usage" % who] = records
 
 
-def main(description: dict[str, Any]) -> int:
-    """Run the scenario, print its figures; 0 if every check held."""
-    scenario = Scenario(description)
+def report(scenario: Scenario) -> int:
+    """Run a crash scenario, print its figures; 0 if every check held."""
     started = time.monotonic()
     scenario.run()
     scenario.figures["seconds"] = round(time.monotonic() - started, 1)
@@ -378,3 +412,8 @@ def main(description: dict[str, Any]) -> int:
     print("%d passed, %d failed" % (0 if scenario.failed else 1,
                                     1 if scenario.failed else 0))
     return 1 if scenario.failed else 0
+
+
+def main(description: dict[str, Any]) -> int:
+    """Run the scenario, print its figures; 0 if every check held."""
+    return report(Scenario(description))
