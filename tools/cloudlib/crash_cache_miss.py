@@ -18,8 +18,9 @@
    host; the simulator holds that copy's unmap (its fault-control
    endpoint), so the service is caught with the image copied, the new
    cache volume ``creating`` and mapped to the SDC;
-2. ``kill -9`` of that service, then the service started again as
-   ``tools/cloud up`` starts it; Cinder's start-up clean-up must move the
+2. that service stopped as an operator's restart stops it (SIGTERM, then
+   SIGKILL after 10 s), then started again as ``tools/cloud up`` starts
+   it; Cinder's start-up clean-up must move the
    user's volume and the half-made cache volume from ``creating`` to
    ``error``, and no cache entry names the half-made volume;
 3. the user deletes the volume in error and asks again (one retry): the
@@ -37,6 +38,7 @@ Exit 0 only if every check held; the figures are printed.
 
 import hashlib
 import random
+import signal
 import time
 from typing import Any
 
@@ -60,7 +62,7 @@ class Scenario(crash_rotation.Scenario):
         victim = self.create_caught_at_unmap(image_id, "crash-miss-victim")
         service = self.logging_service(victim, MISS)
         half_made = self.half_made(image_id)
-        killed_at = self.kill(service)
+        killed_at = self.kill(service, signal.SIGTERM)
         self.check(len(half_made) == 1, "expected one half-made cache "
                    "volume in creating, found %d" % len(half_made))
         if len(half_made) != 1:

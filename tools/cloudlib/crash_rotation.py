@@ -262,14 +262,21 @@ class Scenario:
         return sorted(v for v, record in self.gateway.volumes().items()
                       if record.get("mappedSdcInfo"))
 
-    def kill(self, service: int) -> float:
-        """``kill -9`` cinder-volume ``service``; when (monotonic)."""
+    def kill(self, service: int, first_signal: int = signal.SIGKILL
+             ) -> float:
+        """Stop cinder-volume ``service``; when it was gone (monotonic).
+
+        :param first_signal: SIGKILL (a crash) or SIGTERM (an operator's
+            restart: SIGKILL follows after 10 s if it still runs).
+        """
         name = "cinder-volume-%d" % service
+        asked = time.monotonic()
         cloud.Cloud().table.stop(name, timeout=10,
-                                 first_signal=signal.SIGKILL)
+                                 first_signal=first_signal)
         killed_at = time.monotonic()
-        self.figures["killed"] = "%s (%s)" % (
-            name, layout.VOLUME_HOSTS[service - 1])
+        self.figures["killed"] = "%s (%s) with %s, gone after %.1f s" % (
+            name, layout.VOLUME_HOSTS[service - 1],
+            signal.Signals(first_signal).name, killed_at - asked)
         return killed_at
 
     def restart(self, service: int, killed_at: float, victim: str,
