@@ -237,7 +237,17 @@ class ImageCloner:
 
     def _image_volume(self, context: Any, volume: Any, image_location: Any,
                       image_meta: dict) -> Optional[Any]:
-        """The volume a raw image's cinder:// location names, if usable."""
+        """The volume a raw image's cinder:// location names, if usable.
+
+        Usable: on this backend, ``available``, and the image owner's: in
+        the image owner's project, or marked with the image owner in its
+        ``image_owner`` metadata (Cinder's upload to an image, its volume
+        in the internal tenant). Cinder's own path checks only that the
+        image's owner is the project asking (or that mark), so an image
+        of the asking project whose location names another project's
+        volume would clone that volume; here it is skipped, and the
+        image is downloaded.
+        """
         if (image_meta.get("disk_format") != "raw" or
                 image_meta.get("container_format") != "bare"):
             return None
@@ -257,12 +267,22 @@ class ImageCloner:
                 LOG.debug("Image volume %s is on another backend.",
                           candidate.id)
                 continue
-            owner = (candidate.metadata or {}).get("image_owner")
-            if image_meta.get("owner") not in (volume.project_id, owner):
-                LOG.info("Volume %(vol)s: image volume %(src)s is not "
-                         "accessible by project %(project)s; skipped.",
+            owner = ((candidate.metadata or {}).get("image_owner")
+                     or candidate.project_id)
+            if image_meta.get("owner") != owner:
+                LOG.warning("Volume %(vol)s: image %(img)s of project "
+                            "%(image_owner)s names volume %(src)s of "
+                            "project %(owner)s in a cinder:// location; "
+                            "not cloned.",
+                            {"vol": volume.id, "img": image_meta.get("id"),
+                             "image_owner": image_meta.get("owner"),
+                             "src": candidate.id, "owner": owner})
+                continue
+            if candidate.status != "available":
+                LOG.info("Volume %(vol)s: image volume %(src)s is "
+                         "%(status)s, not available; not cloned.",
                          {"vol": volume.id, "src": candidate.id,
-                          "project": volume.project_id})
+                          "status": candidate.status})
                 continue
             return candidate
         return None

@@ -325,6 +325,60 @@ class CloneImageSourcesScenario:
             self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
+    def test_cinder_location_of_another_projects_volume(self) -> None:
+        """Issue 21: an image of the asking project names another's volume.
+
+        The image is this project's; a cinder:// location (added by a
+        service user) names a volume of another project holding other
+        data. Cinder's own path checks only that the image is the asking
+        project's, and clones the other project's volume: the new volume
+        holds that project's data. Ours skips the volume and downloads
+        the image.
+        """
+        victim_meta, victim_data = self.make_image(
+            "victim", VIRTUAL_SIZE, NEW_PIECES, "victim")
+        victim, _unused = self.create_volume(8, image_id=victim_meta["id"])
+        victim.project_id = OTHER_PROJECT_ID
+        victim.save()
+        self.delete_cache_entries()
+        meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
+        self.images.add_location(self.admin_ctx, meta["id"],
+                                 "cinder://%s" % victim.id, {})
+        self.override_config("allowed_direct_url_schemes", ["cinder"])
+
+        volume, recorded = self.create_volume(8, image_id=meta["id"])
+
+        if self.is_ours:
+            self.assertNotIn(victim.provider_id, snapshot_sources(recorded))
+            self.assertEqual(1, self.images.downloads[meta["id"]])
+            self.assert_volume_content(volume, image)
+        else:
+            self.assertEqual([victim.provider_id],
+                             snapshot_sources(recorded))
+            self.assertEqual(0, self.images.downloads[meta["id"]])
+            self.assert_volume_content(volume, victim_data)
+        self.assert_array_matches_db()
+
+    def test_cinder_location_of_a_volume_in_use(self) -> None:
+        """Its data changes under the clone: ours downloads the image."""
+        meta, image, source = self._image_volume()
+        self.images.add_location(self.admin_ctx, meta["id"],
+                                 "cinder://%s" % source.id, {})
+        self.override_config("allowed_direct_url_schemes", ["cinder"])
+        source.status = "in-use"
+        source.save()
+        self.addCleanup(self.restore_status, source, "available")
+        volume, recorded = self.create_volume(8, image_id=meta["id"])
+        self.assertEqual(self.expect(stock=[source.provider_id], ours=[]),
+                         [pid for pid in snapshot_sources(recorded)
+                          if pid == source.provider_id])
+        self.assert_volume_content(volume, image)
+
+    @staticmethod
+    def restore_status(volume: Any, status: str) -> None:
+        volume.status = status
+        volume.save()
+
     def test_cache_clone_fails_once(self) -> None:
         """A transient snapshot error on a cache hit does not fail it."""
         meta, image = self.make_image("img", VIRTUAL_SIZE, PIECES, "img")
