@@ -184,3 +184,28 @@ class RetryElsewhere:
         if self.queue.failures:
             raise AssertionError("the retry failed: %s" %
                                  self.queue.failures)
+
+
+def reschedule_to(test: Any, second: Any, pool: str) -> RetryElsewhere:
+    """Make the test's failed creates reschedule to service ``second``.
+
+    Creates carry the retry information the filter scheduler adds when
+    ``scheduler_max_attempts`` > 1 (so Cinder's ``OnFailureRescheduleTask``
+    reschedules instead of failing); the reschedule's cast is delivered at
+    once, as a scheduler and a faster service would: the retry is over
+    before the failed attempt's ``_post_reschedule`` clean-up runs.
+
+    :returns: the scheduler RPC API the reschedules go through.
+    """
+    first_create = test.scheduler.create_volume
+
+    def create_with_retry(ctxt: Any, volume: Any, **kwargs: Any) -> None:
+        kwargs["filter_properties"] = {"retry": {
+            "num_attempts": 1, "backends": [test.manager.host],
+            "hosts": [test.manager.host]}}
+        first_create(ctxt, volume, **kwargs)
+    test.mock_object(test.scheduler, "create_volume",
+                     side_effect=create_with_retry)
+    elsewhere = RetryElsewhere(second, pool)
+    test.mock_object(test.manager, "scheduler_rpcapi", new=elsewhere)
+    return elsewhere

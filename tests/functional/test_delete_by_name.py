@@ -130,28 +130,6 @@ class DeleteByName(base.OurDriverTestCase):
 
     # -- item 5 -------------------------------------------------------------
 
-    def _reschedule_to(self, second: Any) -> None:
-        """Make failed creates reschedule to ``second``, run to the end.
-
-        Creates carry retry information (so Cinder's
-        ``OnFailureRescheduleTask`` reschedules instead of failing); the
-        reschedule's cast is delivered at once, as a scheduler and a
-        faster service would: the retry is over before the failed
-        attempt's ``_post_reschedule`` clean-up runs.
-        """
-        first_create = self.scheduler.create_volume
-
-        def create_with_retry(ctxt: Any, volume: Any, **kwargs: Any) -> None:
-            kwargs["filter_properties"] = {"retry": {
-                "num_attempts": 1, "backends": [self.manager.host],
-                "hosts": [self.manager.host]}}
-            first_create(ctxt, volume, **kwargs)
-        self.mock_object(self.scheduler, "create_volume",
-                         side_effect=create_with_retry)
-
-        self.mock_object(self.manager, "scheduler_rpcapi",
-                         new=rpc.RetryElsewhere(second, cloud.POOL))
-
     def test_reschedule_clean_up_keeps_the_retrys_array_volume(self):
         """Issue 20 item 5: the failed attempt's clean-up spares the retry.
 
@@ -163,7 +141,7 @@ class DeleteByName(base.OurDriverTestCase):
         the volume can be used.
         """
         second = cloud.start_volume_manager(self.admin_ctx, SECOND_HOST)
-        self._reschedule_to(second)
+        rpc.reschedule_to(self, second, cloud.POOL)
         cleanups = self.spy(self.manager, "driver_delete_volume")
         self.sim.faults.fail("createVolume", 190)
 

@@ -454,19 +454,7 @@ class TestRoundingRefusalNotRescheduled(base.OurDriverTestCase):
         second = cloud.start_volume_manager(self.admin_ctx,
                                             "cinder-functional-2@%s" %
                                             cloud.BACKEND)
-        first_create = self.scheduler.create_volume
-
-        def create_with_retry(ctxt: Any, volume: Any, **kwargs: Any) -> None:
-            # What the scheduler sends when scheduler_max_attempts > 1.
-            kwargs["filter_properties"] = {"retry": {
-                "num_attempts": 1, "backends": [self.manager.host],
-                "hosts": [self.manager.host]}}
-            first_create(ctxt, volume, **kwargs)
-        self.mock_object(self.scheduler, "create_volume",
-                         side_effect=create_with_retry)
-        self.elsewhere = rpc.RetryElsewhere(second, cloud.POOL)
-        self.mock_object(self.manager, "scheduler_rpcapi",
-                         new=self.elsewhere)
+        self.elsewhere = rpc.reschedule_to(self, second, cloud.POOL)
         self.driver_creates = self.spy(self.manager.driver, "create_volume")
         self.second_creates = self.spy(second.driver, "create_volume")
 

@@ -167,14 +167,9 @@ class Scenario:
         half_made = self.half_made(image_id)
         killed_at = self.kill(service)
         self.wait_for_the_dead_services_locks(killed_at)
-        self.check(len(half_made) == 1, "expected one half-made cache "
-                   "volume in creating, found %d" % len(half_made))
-        if len(half_made) != 1:
+        new_volume = self.caught(victim, half_made)
+        if new_volume is None:
             return
-        new_volume = half_made[0]
-        self.check(self.volume_row(victim)["status"] == "creating",
-                   "the user's volume was not creating at the kill")
-        self.figures["mapped_at_kill"] = len(self.mapped())
 
         self.restart(service, killed_at, victim, new_volume)
         self.check(self.cache_entry(image_id) == full_entry,
@@ -189,34 +184,60 @@ class Scenario:
 
         # The user deletes the volume in error; the next create from the
         # image rotates the entry and deletes the half-made cache volume.
-        self.delete(self.demo, victim)
-        after = self.create(image_id, "crash-after")
-        status = self.settled(after)
-        self.check(status == "available",
-                   "the next create from the image is %s" % status)
-        self.wait_deleted(new_volume)
-        self.check(new_provider not in self.gateway.volumes(),
-                   "the half-made cache volume's array volume is left")
-        new_entry = self.cache_entry(image_id)
-        self.check(new_entry not in (None, full_entry),
-                   "the full entry was not replaced by the next create")
-        if status == "available":
-            provider = self.volume_row(after)["provider_id"]
-            self.check(observe.array_digest(self.state, provider,
-                                            IMAGE_BYTES) == image_digest,
-                       "the volume made after the recovery does not hold "
-                       "the image's bytes")
-        downloads = observe.glance_downloads(self.state, image_id)
-        self.figures["glance_downloads"] = downloads
-        self.check(downloads == 1, "Glance served the image %d times"
-                   % downloads)
-
+        after = self.retry(image_id, victim, new_volume, "crash-after",
+                           image_digest, full_entry, downloads=1)
         for volume_id in filled + [after]:
             self.delete(self.demo, volume_id)
         self.admin.call("DELETE", "glance", "/v2/images/%s" % image_id)
         self.check_the_end()
 
     # -- steps the crash scenarios share -------------------------------------
+
+    def caught(self, victim: str, half_made: list[str]) -> Optional[str]:
+        """The half-made cache volume the kill caught, or None.
+
+        Checks that there is exactly one and that the user's volume was
+        still ``creating``; counts the volumes mapped at the kill.
+        """
+        self.check(len(half_made) == 1, "expected one half-made cache "
+                   "volume in creating, found %d" % len(half_made))
+        self.check(self.volume_row(victim)["status"] == "creating",
+                   "the user's volume was not creating at the kill")
+        self.figures["mapped_at_kill"] = len(self.mapped())
+        return half_made[0] if len(half_made) == 1 else None
+
+    def retry(self, image_id: str, victim: str, new_volume: str, name: str,
+              image_digest: str, old_entry: Optional[str],
+              downloads: int) -> str:
+        """The user deletes the volume in error and asks again; its id.
+
+        The new volume must be available with the image's bytes, in place
+        of ``old_entry`` a new cache entry, and the half-made cache volume
+        ``new_volume`` deleted with its array volume; Glance must have
+        served the image ``downloads`` times in all.
+        """
+        new_provider = self.volume_row(new_volume)["provider_id"]
+        self.delete(self.demo, victim)
+        retried = self.create(image_id, name)
+        status = self.settled(retried)
+        self.check(status == "available",
+                   "the user's new volume from the image is %s" % status)
+        self.wait_deleted(new_volume)
+        self.check(new_provider not in self.gateway.volumes(),
+                   "the half-made cache volume's array volume is left")
+        self.check(self.cache_entry(image_id) not in (None, old_entry,
+                                                      new_volume),
+                   "no new cache entry replaced %s" % old_entry)
+        if status == "available":
+            provider = self.volume_row(retried)["provider_id"]
+            self.check(observe.array_digest(self.state, provider,
+                                            IMAGE_BYTES) == image_digest,
+                       "the new volume does not hold the image's bytes")
+        served = observe.glance_downloads(self.state, image_id)
+        self.figures["glance_downloads"] = served
+        self.check(served == downloads, "Glance served the image %d times, "
+                   "not %d" % (served, downloads))
+        return retried
 
     def create_caught_at_unmap(self, image_id: str, name: str) -> str:
         """Ask for a volume; return once its copy's first unmap is held.
