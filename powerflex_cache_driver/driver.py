@@ -37,6 +37,7 @@ how sizes are handled (see :mod:`powerflex_cache_driver.sizing`):
 """
 
 import dataclasses
+import importlib
 from typing import Any, Callable, Optional
 
 from cinder import context as cinder_context
@@ -51,6 +52,7 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import importutils
 from oslo_utils import units
+import requests
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import create_flow
@@ -107,6 +109,7 @@ class PowerFlexCacheMixin:
         create refused for the quota of the rounding is not rescheduled
         (:mod:`powerflex_cache_driver.create_flow`).
         """
+        self._check_gateway_options()
         super().do_setup(context)
         create_flow.install()
         for client in (self.primary_client,
@@ -122,7 +125,12 @@ class PowerFlexCacheMixin:
             this host for copies and ``[oslo_concurrency] lock_path``,
             where the record of them is kept, is not set.
         """
-        super().check_for_setup_error()
+        self._check_pool_names()
+        try:
+            super().check_for_setup_error()
+        except Exception as error:
+            self._explain_setup_error(error)
+            raise
         if host_attach.driver_maps_sdc(self):
             host_mappings.check_configured()
 
@@ -151,7 +159,187 @@ class PowerFlexCacheMixin:
                          "ours": manager.CLASS_PATH})
         return ours
 
+    # -- configuration -----------------------------------------------------
+
+    def _check_gateway_options(self) -> None:
+        """Refuse what Cinder's driver refuses, naming the option to set.
+
+        :raises InvalidInput: the gateway's address, user or password is
+            not set, or certificate verification has no certificate.
+        """
+        conf = self.configuration
+        missing = [name for name in ("san_ip", "san_login", "san_password")
+                   if not conf.safe_get(name)]
+        if missing:
+            raise exception.InvalidInput(reason=_(
+                "%(missing)s not set in the backend section: the PowerFlex "
+                "gateway's address (san_ip), user (san_login) and password "
+                "(san_password) are required.") %
+                {"missing": ", ".join(missing)})
+        verify = (conf.safe_get("driver_ssl_cert_verify") or
+                  conf.safe_get("sio_verify_server_certificate"))
+        if verify and not (conf.safe_get("driver_ssl_cert_path") or
+                           conf.safe_get("sio_server_certificate_path")):
+            raise exception.InvalidInput(reason=_(
+                "driver_ssl_cert_verify is True but driver_ssl_cert_path is "
+                "not set: set it to the CA certificate (PEM) that signed "
+                "the PowerFlex gateway's certificate."))
+
+    def _check_pool_names(self) -> None:
+        """Refuse a malformed pool list or ratio, naming the option.
+
+        :raises InvalidInput: a ``powerflex_storage_pools`` entry is not
+            ``protection_domain:storage_pool``, or
+            ``powerflex_max_over_subscription_ratio`` exceeds the array's.
+        """
+        stock = importlib.import_module(compat.STOCK_SDC_DRIVER.__module__)
+        limit = stock.POWERFLEX_MAX_OVERSUBSCRIPTION_RATIO
+        ratio = self.configuration.safe_get(
+            "powerflex_max_over_subscription_ratio")
+        if ratio is not None and ratio > limit:
+            raise exception.InvalidInput(reason=_(
+                "powerflex_max_over_subscription_ratio is %(ratio)s, above "
+                "the %(limit)s PowerFlex supports: set it to %(limit)s or "
+                "less.") % {"ratio": ratio, "limit": limit})
+        for pool in self.storage_pools or []:
+            if pool.count(":") != 1 or not all(pool.split(":")):
+                raise exception.InvalidInput(reason=_(
+                    "powerflex_storage_pools names %(pool)s, which is not "
+                    "protection_domain:storage_pool: name each pool with "
+                    "its protection domain (PD1:SP1), separated by "
+                    "commas.") % {"pool": pool})
+
+    def _explain_setup_error(self, error: Exception) -> None:
+        """Raise a set-up failure in the operator's words, or return.
+
+        Only on the failure path: the gateway's login is tried once to
+        tell a certificate, an unreachable gateway and refused credentials
+        apart; then each configured pool is looked up.
+
+        :raises VolumeBackendAPIException: the gateway cannot be verified,
+            reached or logged in to, naming the options to check.
+        :raises InvalidInput: a configured protection domain or storage
+            pool does not exist.
+        """
+        client = self._get_client()
+        gateway = "https://%s:%s" % (client.rest_ip, client.rest_port)
+        unreachable = (requests.exceptions.ConnectionError,
+                       requests.exceptions.Timeout)
+        cause: Any = error
+        if not isinstance(error, unreachable):
+            try:
+                cause = requests.get(
+                    gateway + "/api/login",
+                    auth=(client.rest_username, client.rest_password),
+                    verify=client._get_verify_cert(),
+                    timeout=(client.rest_api_connect_timeout,
+                             client.rest_api_read_timeout))
+            except requests.exceptions.RequestException as probe_error:
+                cause = probe_error
+        args = {"gw": gateway, "err": cause, "path": client.certificate_path,
+                "user": client.rest_username,
+                "status": getattr(cause, "status_code", None)}
+        if isinstance(cause, requests.exceptions.SSLError):
+            msg = _("Cannot verify the certificate of the PowerFlex gateway "
+                    "at %(gw)s with driver_ssl_cert_path (%(path)s): "
+                    "%(err)s. Set driver_ssl_cert_path to the certificate "
+                    "of the authority that signed the gateway's "
+                    "certificate.") % args
+        elif isinstance(cause, unreachable):
+            msg = _("Cannot reach the PowerFlex gateway at %(gw)s (san_ip, "
+                    "powerflex_rest_server_port): %(err)s. Check that the "
+                    "gateway runs and that this host can reach it.") % args
+        elif args["status"] in (401, 403):
+            msg = _("The PowerFlex gateway at %(gw)s refused the login of "
+                    "user %(user)s (HTTP %(status)s): check san_login and "
+                    "san_password.") % args
+        else:
+            self._explain_pool_error()
+            return
+        LOG.error(msg)
+        raise exception.VolumeBackendAPIException(data=msg) from error
+
+    def _explain_pool_error(self) -> None:
+        """Raise for the first configured pool the array does not have.
+
+        :raises InvalidInput: naming the pool and what is missing.
+        """
+        client = self._get_client()
+        for pool in self.storage_pools or []:
+            pd, sp = pool.split(":")
+            args = {"pool": pool, "pd": pd, "sp": sp}
+            try:
+                client._get_protection_domain_id(pd)
+            except Exception:
+                raise exception.InvalidInput(reason=_(
+                    "powerflex_storage_pools names %(pool)s, but the "
+                    "PowerFlex system has no protection domain %(pd)s: name "
+                    "an existing protection domain.") % args)
+            try:
+                client.get_storage_pool_id(pd, sp)
+            except Exception:
+                raise exception.InvalidInput(reason=_(
+                    "powerflex_storage_pools names %(pool)s, but protection "
+                    "domain %(pd)s has no storage pool %(sp)s: name an "
+                    "existing storage pool.") % args)
+
     # -- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def _require_array_volume(obj: Any, action: str) -> None:
+        """Refuse to act on a volume or snapshot without an array volume.
+
+        :raises InvalidVolume: ``obj`` has no ``provider_id``.
+        """
+        if obj.provider_id:
+            return
+        msg = (_("Cannot %(action)s %(id)s: it has no PowerFlex volume (its "
+                 "provider_id is empty): it was not made on this backend or "
+                 "its create failed. Delete it, or bring its array volume "
+                 "under Cinder with 'cinder manage'.") %
+               {"action": action, "id": obj.id})
+        LOG.error(msg)
+        raise exception.InvalidVolume(reason=msg)
+
+    def _check_volume_creation_safe(self, protection_domain_name: str,
+                                    storage_pool_name: str,
+                                    secondary: bool = False) -> None:
+        """Cinder's refusal of a pool without zero padding, with its fix.
+
+        :raises VolumeBackendAPIException: naming the pool and the option.
+        """
+        if self._get_client(secondary).is_volume_creation_safe(
+                protection_domain_name, storage_pool_name):
+            return
+        msg = (_("Cannot create a volume in storage pool %(pd)s:%(sp)s: "
+                 "zero padding is disabled in that pool, so a new volume "
+                 "could read data of deleted volumes. Enable zero padding "
+                 "on the pool, or set powerflex_allow_non_padded_volumes = "
+                 "True to accept that.") %
+               {"pd": protection_domain_name, "sp": storage_pool_name})
+        LOG.error(msg)
+        raise exception.VolumeBackendAPIException(data=msg)
+
+    def _get_provisioning_and_compression(self, storage_type: dict,
+                                          *args: Any, **kwargs: Any) -> Any:
+        """Cinder's driver's; a refused extra spec is named with its value.
+
+        :raises VolumeBackendAPIException: ``provisioning:type`` is not
+            thick, thin or compressed.
+        """
+        try:
+            return super()._get_provisioning_and_compression(
+                storage_type, *args, **kwargs)
+        except exception.VolumeBackendAPIException:
+            value = storage_type.get("provisioning:type")
+            if value in (None, "thick", "thin", "compressed"):
+                raise
+        msg = (_("The volume type's extra spec provisioning:type is "
+                 "%(value)s; PowerFlex supports thick, thin or compressed. "
+                 "Use a volume type whose provisioning:type is one of "
+                 "them.") % {"value": value})
+        LOG.error(msg)
+        raise exception.VolumeBackendAPIException(data=msg)
 
     def _granularity(self) -> int:
         """Array allocation granularity in GiB (8, or 1 on EC systems)."""
@@ -245,9 +433,9 @@ class PowerFlexCacheMixin:
         LOG.warning("Volume %(vol)s: create failed after array volume "
                     "%(pid)s was made; removing it.",
                     {"vol": volume.id, "pid": provider_id})
-        if volume.is_replicated():
-            self._remove_unfinished_secondary(volume, provider_id)
         try:
+            if volume.is_replicated():
+                self._remove_unfinished_secondary(volume, provider_id)
             self._get_client().remove_volume(provider_id)
         except Exception:
             LOG.exception("Volume %(vol)s: could not remove array volume "
@@ -349,14 +537,32 @@ class PowerFlexCacheMixin:
         charge.cover(array_gib)
         try:
             model_update = super().create_volume(volume) or {}
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                charge.refund()
+        except Exception as error:
+            charge.refund()
+            self._explain_create_error(volume, error)
+            raise
         model_update["size"] = array_gib
         LOG.info("Volume %(vol)s: the array holds %(array)s GiB for "
                  "requested %(req)s GiB; Cinder records %(array)s GiB.",
                  {"vol": volume.id, "req": volume.size, "array": array_gib})
         return model_update, charge
+
+    def _explain_create_error(self, volume: Any, error: Exception) -> None:
+        """Raise an array's refusal of a create naming size and pool.
+
+        Returns when ``error`` is not the array's or already names the
+        pool.
+        """
+        pool = volume_utils.extract_host(volume.host, "pool")
+        if (not isinstance(error, exception.VolumeBackendAPIException) or
+                (pool and pool in str(error))):
+            return
+        msg = (_("Cannot create volume %(vol)s of %(size)s GiB in storage "
+                 "pool %(pool)s: %(error)s") %
+               {"vol": volume.id, "size": volume.size, "pool": pool,
+                "error": error.kwargs.get("data", error)})
+        LOG.error(msg)
+        raise exception.VolumeBackendAPIException(data=msg) from error
 
     def _create_volume_by_copy(self, volume: Any, source: Any
                                ) -> tuple[dict, quota_charge.RoundingCharge]:
@@ -364,6 +570,7 @@ class PowerFlexCacheMixin:
 
         :returns: the model update and the quota charged for the volume.
         """
+        self._require_array_volume(source, "copy")
         self._check_volume_size(volume.size)
         model_update, charge = self._create_charged(volume)
         volume.provider_id = model_update["provider_id"]
@@ -453,8 +660,13 @@ class PowerFlexCacheMixin:
         """
         result: tuple[Optional[dict], bool] = image_clone.NOT_CLONED
         if self.configuration.safe_get(options.CLONE_IMAGE):
-            result = image_clone.ImageCloner(self).clone_image(
-                context, volume, image_location, image_meta, image_service)
+            try:
+                result = image_clone.ImageCloner(self).clone_image(
+                    context, volume, image_location, image_meta,
+                    image_service)
+            except image_clone.IMAGE_CHECK_ERRORS as error:
+                with excutils.save_and_reraise_exception():
+                    image_clone.tell_user(context, volume, error)
         if not result[1]:
             # Cinder's own image path runs next; see create_volume.
             self._image_volume_sizes[volume.id] = volume.size
@@ -613,6 +825,7 @@ class PowerFlexCacheMixin:
 
         :returns: the model update and the quota charged for the volume.
         """
+        self._require_array_volume(source, "create a volume from")
         try:
             # A snapshot carries the size of its volume at snapshot time.
             source_size = source.volume_size
@@ -668,13 +881,42 @@ class PowerFlexCacheMixin:
         """
         if not volume.provider_id:
             lost_answer.remove_late_create(self._get_client(), volume)
-        super().delete_volume(volume)
+        try:
+            super().delete_volume(volume)
+        except exception.VolumeBackendAPIException:
+            with excutils.save_and_reraise_exception() as ctx:
+                ctx.reraise = not self._in_deletion(volume)
+
+    def create_snapshot(self, snapshot: Any) -> dict:
+        """Snapshot a volume; one without an array volume is refused."""
+        self._require_array_volume(snapshot.volume, "snapshot volume")
+        return super().create_snapshot(snapshot)
 
     def delete_snapshot(self, snapshot: Any) -> None:
         """Delete a snapshot; one without an array volume id too."""
         if not snapshot.provider_id:
             lost_answer.remove_late_create(self._get_client(), snapshot)
-        super().delete_snapshot(snapshot)
+        try:
+            super().delete_snapshot(snapshot)
+        except exception.VolumeBackendAPIException:
+            with excutils.save_and_reraise_exception() as ctx:
+                ctx.reraise = not self._in_deletion(snapshot)
+
+    def _in_deletion(self, obj: Any) -> bool:
+        """Whether the array is removing ``obj``'s array volume already.
+
+        It answers rc 212 to every request about a volume it is removing
+        (a ``removeVolume`` whose answer was lost and that Cinder sent
+        again, say), where Cinder's driver only takes rc 79 for gone: the
+        volume is as good as deleted.
+        """
+        if not (obj.provider_id and lost_answer.is_being_removed(
+                self._get_client(), obj.provider_id)):
+            return False
+        LOG.info("Array volume %(pid)s of %(id)s is being removed by the "
+                 "array already (rc 212): deleted.",
+                 {"pid": obj.provider_id, "id": obj.id})
+        return True
 
     def reserve_extend(self, volume: Any, new_size: int
                        ) -> tuple[int, list]:
@@ -707,6 +949,7 @@ class PowerFlexCacheMixin:
         LOG.info("Extend volume %(vol)s from %(old)s GiB to %(new)s GiB.",
                  {"vol": volume.id, "old": volume.size, "new": new_size})
         self._check_volume_size(new_size)
+        self._require_array_volume(volume, "extend volume")
         array_gib = self._ensure_array_size(
             volume.id, new_size,
             sizing.round_up(volume.size, self._granularity()),

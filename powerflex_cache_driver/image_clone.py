@@ -47,6 +47,8 @@ from cinder import coordination
 from cinder import exception
 from cinder.image import cache as image_cache
 from cinder.image import image_utils
+from cinder.message import api as message_api
+from cinder.message import message_field
 from cinder import objects
 from cinder.objects import fields
 from cinder import quota
@@ -93,6 +95,32 @@ IMAGE_CHECK_ERRORS = (
     exception.ImageConversionNotAllowed,
 )
 """Refusals of Cinder's image checks: the create fails, as in Cinder."""
+
+USER_MESSAGE_DETAILS = {
+    exception.ImageTooBig: message_field.Detail.NOT_ENOUGH_SPACE_FOR_IMAGE,
+    exception.ImageSignatureVerificationException:
+        message_field.Detail.SIGNATURE_VERIFICATION_FAILED,
+    exception.ImageConversionNotAllowed:
+        message_field.Detail.IMAGE_FORMAT_UNACCEPTABLE,
+}
+"""The user message Cinder's download path records for each refusal."""
+
+
+def tell_user(context: Any, volume: Any, error: Exception) -> None:
+    """Record the user message of an image check's refusal.
+
+    The one Cinder's own download path records for it, and for an image
+    larger than the volume (which Cinder leaves unexplained) "Image used
+    for creating volume exceeds available space".
+    """
+    detail = (getattr(error, "user_message_detail", None) or
+              USER_MESSAGE_DETAILS.get(type(error)))
+    if detail is None:
+        return
+    message_api.API().create(
+        context, message_field.Action.COPY_IMAGE_TO_VOLUME,
+        resource_uuid=volume.id, detail=detail, exception=error)
+
 
 MAX_ENTRY_LOOKUPS = 3
 """How many times one create looks for an entry to clone before it makes
@@ -339,7 +367,13 @@ class ImageCloner:
         written = self._image_bytes(internal, source)
         if written is not None:
             # The check of Cinder's download path, on what the entry holds.
-            image_utils.check_virtual_size(written, volume.size, image_id)
+            try:
+                image_utils.check_virtual_size(written, volume.size,
+                                               image_id)
+            except exception.ImageUnacceptable as error:
+                error.user_message_detail = (
+                    message_field.Detail.NOT_ENOUGH_SPACE_FOR_IMAGE)
+                raise
         return entry, source
 
     def _from_cache(self, context: Any, volume: Any, image_location: Any,

@@ -45,6 +45,7 @@ from cinder import exception
 from cinder.i18n import _
 from cinder.image import accelerator
 from cinder.image import image_utils
+from cinder.message import message_field
 from cinder.volume import volume_utils
 from oslo_concurrency import processutils
 from oslo_config import cfg
@@ -148,6 +149,24 @@ def _unpack_and_measure(path: str, image_meta: dict) -> tuple[bool, int]:
         raise exception.ImageCopyFailure(reason=error) from error
 
 
+def check_fits(virtual_bytes: int, volume_gib: int, image_id: str) -> int:
+    """Cinder's check that an image fits the size asked for.
+
+    A refusal carries the detail of the user message to record
+    (``user_message_detail``): the image is larger than the volume.
+
+    :returns: the image's virtual size in GiB.
+    :raises ImageUnacceptable: it does not fit.
+    """
+    try:
+        return image_utils.check_virtual_size(virtual_bytes, volume_gib,
+                                              image_id)
+    except exception.ImageUnacceptable as error:
+        error.user_message_detail = (
+            message_field.Detail.NOT_ENOUGH_SPACE_FOR_IMAGE)
+        raise
+
+
 @contextlib.contextmanager
 def download(context: Any, volume: Any, image_meta: dict,
              image_service: Any, db: Any) -> Iterator[DownloadedImage]:
@@ -179,8 +198,7 @@ def download(context: Any, volume: Any, image_meta: dict,
         unpacked, virtual_bytes = _unpack_and_measure(path, image_meta)
         service = (UnpackedImageService(image_service) if unpacked
                    else image_service)
-        virtual_gib = image_utils.check_virtual_size(virtual_bytes,
-                                                     volume.size, image_id)
+        virtual_gib = check_fits(virtual_bytes, volume.size, image_id)
         LOG.info("Volume %(vol)s: image %(img)s downloaded (%(container)s "
                  "container), virtual size %(bytes)d bytes.",
                  {"vol": volume.id, "img": image_id,

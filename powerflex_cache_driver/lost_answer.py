@@ -97,6 +97,10 @@ def array_name(object_id: str) -> str:
 def find_by_name(client: Any, object_id: str) -> Optional[dict]:
     """The array volume named after ``object_id``, or None.
 
+    None too when the array is removing that volume (rc 212: its name stays
+    taken until the removal completes, but there is nothing left to use or
+    to remove).
+
     :raises LookupFailed: the gateway gave no clear answer.
     """
     name = array_name(object_id)
@@ -107,19 +111,28 @@ def find_by_name(client: Any, object_id: str) -> Optional[dict]:
     except Exception as exc:
         raise LookupFailed(str(exc)) from exc
     if r.status_code != 200:
-        if (response or {}).get("errorCode") in NOT_FOUND_CODES:
+        if (response or {}).get("errorCode") in (
+                NOT_FOUND_CODES + (VOLUME_REMOVAL_IN_PROGRESS,)):
             return None
         raise LookupFailed(str(response))
     try:
         return client.query_volume(response)
     except Exception as exc:
+        if is_being_removed(client, response):
+            return None
         raise LookupFailed(str(exc)) from exc
 
 
-def is_gone(client: Any, provider_id: str) -> bool:
-    """Whether the gateway says it holds no volume ``provider_id``.
+VOLUME_REMOVAL_IN_PROGRESS = 212
+"""``VOL_REMOVE_IN_PROGRESS``: "A volume removal operation is currently in
+progress." The array answers it to a request naming a volume it is
+removing (Dell's csi-powerflex takes it for a deleted volume)."""
 
-    False when the volume is there or the answer tells nothing.
+
+def _error_code(client: Any, provider_id: str) -> Optional[int]:
+    """The gateway's error code for a GET of volume ``provider_id``.
+
+    None when the volume is there or the answer tells nothing.
     """
     try:
         r, response = client.execute_powerflex_get_request(
@@ -127,9 +140,25 @@ def is_gone(client: Any, provider_id: str) -> bool:
     except Exception:
         LOG.debug("Could not query array volume %s.", provider_id,
                   exc_info=True)
-        return False
-    return (r.status_code != 200 and
-            (response or {}).get("errorCode") in NOT_FOUND_CODES)
+        return None
+    if r.status_code == 200 or not isinstance(response, dict):
+        return None
+    return response.get("errorCode")
+
+
+def is_gone(client: Any, provider_id: str) -> bool:
+    """Whether the gateway says it holds no volume ``provider_id``.
+
+    Or that it is removing it (rc 212): it is gone for any use.
+    False when the volume is there or the answer tells nothing.
+    """
+    return _error_code(client, provider_id) in (
+        NOT_FOUND_CODES + (VOLUME_REMOVAL_IN_PROGRESS,))
+
+
+def is_being_removed(client: Any, provider_id: str) -> bool:
+    """Whether the gateway says it is removing volume ``provider_id``."""
+    return _error_code(client, provider_id) == VOLUME_REMOVAL_IN_PROGRESS
 
 
 def owners(provider_id: str) -> list[str]:

@@ -54,7 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nvme-host-nqn", action="append", default=[],
                         dest="nqns", help="NVMe host NQN (repeatable)")
     parser.add_argument("--snapshot-limit", type=int, default=None)
-    parser.add_argument("--strict-size", action="store_true")
+    parser.add_argument("--strict-size", action="store_true", default=True,
+                        help="refuse (rc 225) setVolumeSize sizes that are "
+                             "not a multiple of the granularity, as the "
+                             "array does (the default)")
+    parser.add_argument("--round-size", action="store_false",
+                        dest="strict_size",
+                        help="round such sizes up instead of refusing them")
+    parser.add_argument("--removal-seconds", type=float, default=None,
+                        metavar="S",
+                        help="keep removed volumes in deletion S seconds "
+                             "(rc 212, name still taken, "
+                             "numOfVolumesInDeletion), as a real array")
+    parser.add_argument("--json-401", action="store_true",
+                        help="answer 401s with a JSON body (a real gateway "
+                             "answers a non-JSON error page)")
     parser.add_argument("--loop-devices", action="store_true",
                         help="publish mapped volumes as loop devices over "
                              "their backing files (root; falls back to the "
@@ -86,7 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         nvme_host_nqns=tuple(args.nqns),
         snapshot_limit=args.snapshot_limit, strict_size=args.strict_size,
         host=args.host, port=args.port, loop_devices=args.loop_devices,
-        by_id_dir=args.by_id_dir)
+        by_id_dir=args.by_id_dir, removal_seconds=args.removal_seconds,
+        json_401=args.json_401)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: Any) -> None:

@@ -17,6 +17,16 @@ an optional non-empty ``details`` list for multi-object operations. The
 numeric codes are those of the reference (section 4): the small ones are
 confirmed against real arrays, codes marked "assumption" are simulator
 choices.
+
+The out-of-space codes 190 (VOL_SIZE_TOO_LARGE), 191
+(CAPACITY_TOO_LOW_FOR_SNAP) and 300 (TOO_MUCH_THIN_CAPACITY), the removal
+code 212 (VOL_REMOVE_IN_PROGRESS) and 225 (VOL_SIZE_ILLEGAL) and their
+messages are the 0-based ordinals and texts of Dell's goscaleio
+``types/v1/code.properties.go`` (generated from the array's
+``mos_rc.xml``); the ordinals of that file match every code confirmed on
+real arrays (79, 81, 84, 142, 182, 226: reference section 4.2). The 212
+text is also the one Dell's csi-powerflex matches on a ``GET`` of a volume
+being removed (``sioVolumeRemovalOperationInProgress``).
 """
 
 from typing import Any, Optional
@@ -42,6 +52,7 @@ VOL_REMOVE_IN_PROGRESS = 212
 VOL_SIZE_ILLEGAL = 225
 LONG_NAME = 226
 INVALID_NAME = 227
+TOO_MUCH_THIN_CAPACITY = 300
 VOL_ALREADY_MAPPED_TO_AN_INI = 315
 VOLUME_AND_SNAPSHOT_MATCH = 330
 VTREE_MIGRATION_IN_PROGRESS = 717
@@ -79,6 +90,8 @@ MESSAGES = {
     INVALID_NAME:
         "The given name contains invalid characters. Use alphanumeric and "
         "punctuation characters only. Spaces are not allowed.",
+    TOO_MUCH_THIN_CAPACITY:
+        "Requested volume size exceeds the volume allocation limit",
     VOL_ALREADY_MAPPED_TO_AN_INI: "The volume is already mapped to a SDC",
     VOLUME_AND_SNAPSHOT_MATCH:
         "You cannot overwrite a volume with itself.",
@@ -146,8 +159,23 @@ def invalid_request(reason: str) -> ApiError:
 
 
 def unauthorized() -> ApiError:
-    """Return the gateway's JSON 401 answer."""
+    """Return the gateway's 401 answer (JSON envelope form)."""
     return ApiError(401, ILLEGAL, "Unauthorized")
+
+
+UNAUTHORIZED_HTML = (
+    "<!doctype html><html lang=\"en\"><head><title>HTTP Status 401 \u2013 "
+    "Unauthorized</title></head><body><h1>HTTP Status 401 \u2013 "
+    "Unauthorized</h1></body></html>")
+"""The body of a gateway 401 in its default, non-JSON form.
+
+The gateway's authentication filter answers a refused login or token
+before any REST handler runs, so the answer is the web container's
+error page, not the REST error envelope: LXD's PowerFlex driver
+(canonical/lxd ``driver_powerflex_utils.go``, reference section 1.4)
+handles 401s that come back without ``Content-Type: application/json``.
+The page text is an assumption (a Tomcat-style status page).
+"""
 
 
 def not_found(what: str = "Not found") -> ApiError:

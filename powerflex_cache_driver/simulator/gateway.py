@@ -57,7 +57,14 @@ class GatewaySimulator:
     :param snapshot_limit: snapshots per VTree (None: 126, or 1022 on EC).
     :param latency: ``{op: seconds}`` steady latency table.
     :param strict_size: refuse (500/225) ``setVolumeSize`` sizes that are
-        not a multiple of the granularity instead of rounding them up.
+        not a multiple of the granularity, as the array does (default);
+        False rounds them up instead.
+    :param removal_seconds: keep a removed volume "in deletion" this long
+        (rc 212 on requests naming it, its name taken, counted in
+        ``numOfVolumesInDeletion``), as a real array does while it frees
+        the volume's capacity; None (default) removes at once.
+    :param json_401: answer 401s with the JSON error envelope instead of
+        the gateway's non-JSON error page (the default, as a real gateway).
     :param host: address to bind, ``127.0.0.1`` by default.
     :param port: port to bind, 0 (any free port) by default.
     :param token_ttl: token lifetime in seconds; None (default) = no expiry.
@@ -85,11 +92,13 @@ class GatewaySimulator:
                  nvme_host_nqns: Iterable[str] = (),
                  snapshot_limit: Optional[int] = None,
                  latency: Optional[dict[str, float]] = None,
-                 strict_size: bool = False,
+                 strict_size: bool = True,
                  host: str = "127.0.0.1", port: int = 0,
                  token_ttl: Optional[float] = None,
                  loop_devices: bool = False,
-                 by_id_dir: "Optional[os.PathLike[str] | str]" = None
+                 by_id_dir: "Optional[os.PathLike[str] | str]" = None,
+                 removal_seconds: Optional[float] = None,
+                 json_401: bool = False
                  ) -> None:
         self.workdir = os.path.abspath(os.fspath(workdir))
         os.makedirs(self.workdir, exist_ok=True)
@@ -111,7 +120,9 @@ class GatewaySimulator:
             protection_domain=protection_domain, pools=pools,
             sdc_guids=sdc_guids, nvme_host_nqns=nvme_host_nqns,
             snapshot_limit=snapshot_limit, strict_size=strict_size,
-            loop_devices=loop_devices, shared_by_id_dir=shared)
+            loop_devices=loop_devices, shared_by_id_dir=shared,
+            removal_seconds=removal_seconds)
+        self.json_401 = json_401
         self.tokens = auth.TokenStore(username, password, token_ttl)
         self.faults = faults_mod.FaultInjector(latency,
                                                self.tokens.invalidate_all)

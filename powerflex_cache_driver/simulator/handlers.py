@@ -293,6 +293,11 @@ def get_volume_by_name(req: Request) -> Any:
         volume = req.array.volume_by_name(name)
         if volume is not None:
             return volume.id
+    for name in name_candidates(req.params["name"]):
+        # The name stays taken while the volume is removed (assumption:
+        # the lookup answers as a lookup by id does, 212).
+        if req.array.deleting_by_name(name) is not None:
+            raise errors.array_error(errors.VOL_REMOVE_IN_PROGRESS)
     raise errors.array_error(errors.VOL_NOT_FOUND)
 
 
@@ -429,7 +434,19 @@ def get_vtree(req: Request) -> Any:
 
 
 def get_vtree_statistics(req: Request) -> Any:
-    """``GET /api/instances/VTree::{id}/relationships/Statistics``."""
+    """``GET /api/instances/VTree::{id}/relationships/Statistics``.
+
+    A PowerFlex 5 (EC) system has no VTree statistics: its snapshots
+    belong to a "volume family" (formerly vTree, LXD's PowerFlex
+    documentation) and Dell's gen2 clients (PyPowerFlex ``objects/gen2``,
+    the Ansible v2 mocks) know no VTree object or statistics. The
+    gateway answers as for any unknown resource, 404 (the status is an
+    assumption).
+    """
+    if req.array.is_ec:
+        raise errors.not_found(
+            "Not found: /api/instances/VTree::%s/relationships/Statistics"
+            % req.params["id"])
     return req.array.vtree_statistics(req.arg("id"))
 
 

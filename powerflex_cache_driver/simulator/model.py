@@ -17,10 +17,21 @@ array's single lock, applies its side effects synchronously and raises
 :class:`~powerflex_cache_driver.simulator.errors.ApiError` when the real
 array would refuse. The invariants are those of the reference (section 6):
 
-* sizes are rounded up to the granularity: 8 GiB on Mirroring systems,
-  1 GiB on EC (PowerFlex 5) systems; ``setVolumeSize`` never shrinks (133),
-  an equal size is a no-op, and strict mode refuses a size that is not a
-  multiple of the granularity (225);
+* sizes are rounded up to the granularity on create: 8 GiB on Mirroring
+  systems, 1 GiB on EC (PowerFlex 5) systems; ``setVolumeSize`` never
+  shrinks (133), an equal size is a no-op, and a size that is not a
+  multiple of the granularity is refused (225, "Volume size must be in 8 GB
+  blocks") unless ``strict_size`` is off, which rounds it up instead;
+* a full pool refuses what would need space: a thick volume (or a thick
+  extend) larger than the free capacity (190), a thin volume or extend
+  beyond the thin allocation limit, or in a pool without free capacity
+  (300), a snapshot in a pool without free capacity (191, in
+  ``details``);
+* in a pool without zero padding, blocks never written read old data, not
+  zeros (:func:`~powerflex_cache_driver.simulator.storage.write_stale`);
+* with ``removal_seconds``, a removed volume stays "in deletion" that long:
+  any request naming it (by id or name) answers 212, its name stays taken
+  (99) and pool statistics count it in ``numOfVolumesInDeletion``;
 * names are at most 31 characters (226), without spaces or control
   characters (227) and unique system-wide (99);
 * a snapshot or clone joins its source's VTree with the source's size; a
@@ -80,6 +91,11 @@ REMOVE_MODES = ("ONLY_ME", "INCLUDING_DESCENDANTS", "DESCENDANTS_ONLY",
 MAX_NAME = 31
 DEFAULT_SNAPSHOT_LIMIT = {MIRRORING: 126, EC: 1022}
 DEFAULT_POOL_CAPACITY_GIB = 100 * 1024
+THIN_ALLOCATION_FACTOR = 10
+"""Thin volumes a pool may provision, in multiples of its capacity, before
+``TOO_MUCH_THIN_CAPACITY`` (300, "Requested volume size exceeds the volume
+allocation limit"). The factor is an assumption (PowerFlex 5 pools report
+an ``overProvisioningFactor``; the 3.x/4.x limit is not public)."""
 BY_ID_PREFIX = "emc-vol-"
 
 PoolSpec = Union[str, Mapping[str, Any]]
@@ -236,7 +252,11 @@ class Array:
     :param snapshot_limit: snapshots per VTree; None = 126 (Mirroring) or
         1022 (EC).
     :param strict_size: refuse ``setVolumeSize`` sizes that are not a
-        multiple of the granularity (500/225) instead of rounding up.
+        multiple of the granularity (500/225), as the array does (the
+        default); False rounds them up instead.
+    :param removal_seconds: how long a removed volume stays "in
+        deletion" (212 on any request naming it, name still taken,
+        ``numOfVolumesInDeletion``); None or 0 removes at once.
     :param loop_devices: publish mapped volumes as loop devices (root);
         falls back to the backing files where the machine refuses.
     :param shared_by_id_dir: ``by_id_dir`` is not the simulator's own but
@@ -253,15 +273,19 @@ class Array:
                  sdc_guids: Iterable[str] = (),
                  nvme_host_nqns: Iterable[str] = (),
                  snapshot_limit: Optional[int] = None,
-                 strict_size: bool = False,
+                 strict_size: bool = True,
                  loop_devices: bool = False,
-                 shared_by_id_dir: bool = False) -> None:
+                 shared_by_id_dir: bool = False,
+                 removal_seconds: Optional[float] = None) -> None:
         if gen_type.lower() not in ("ec", "mirroring"):
             raise ValueError("gen_type must be 'Mirroring' or 'EC'")
         self.lock = threading.RLock()
         self.gen_type = EC if gen_type.lower() == "ec" else MIRRORING
         self.version = version
         self.strict_size = strict_size
+        self.removal_seconds = removal_seconds
+        #: Volume id -> (volume, monotonic time its removal completes).
+        self.in_deletion: dict[str, tuple[Volume, float]] = {}
         self.loop_devices = loop_devices
         #: Why loop devices are not used (None while they work or are off).
         self.loop_refused: Optional[str] = None
@@ -347,8 +371,67 @@ class Array:
     def _volume(self, volume_id: str) -> Volume:
         try:
             return self.volumes[volume_id]
-        except KeyError:
+        except (KeyError, TypeError):
+            self._purge_removals()
+            if isinstance(volume_id, str) and volume_id in self.in_deletion:
+                raise errors.array_error(
+                    errors.VOL_REMOVE_IN_PROGRESS) from None
             raise errors.array_error(errors.VOL_NOT_FOUND) from None
+
+    def _purge_removals(self, everything: bool = False) -> None:
+        """Complete the removals whose time is up (or all of them)."""
+        now = time.monotonic()
+        for volume_id, (volume, done) in list(self.in_deletion.items()):
+            if everything or done <= now:
+                del self.in_deletion[volume_id]
+                self.storage.remove(volume.backing_path)
+
+    def finish_removals(self) -> None:
+        """Complete every removal in progress now (as time passing would)."""
+        with self.lock:
+            self._purge_removals(everything=True)
+
+    def deleting_by_name(self, name: str) -> Optional[Volume]:
+        """Return the volume in deletion called ``name``, or None."""
+        with self.lock:
+            self._purge_removals()
+            for volume, _done in self.in_deletion.values():
+                if volume.name == name:
+                    return volume
+            return None
+
+    def _used_kb(self, pool: StoragePool) -> tuple[int, int]:
+        """Return ``(capacity in use, thin KiB provisioned)`` of a pool.
+
+        In use: thick volumes' sizes and the data written to the others;
+        volumes in deletion still hold theirs.
+        """
+        volumes = [v for v in self.volumes.values() if v.pool_id == pool.id]
+        volumes += [v for v, _done in self.in_deletion.values()
+                    if v.pool_id == pool.id]
+        thick = sum(v.size_kb for v in volumes if v.volume_type == THICK)
+        written = sum(self.storage.allocated_bytes(v.backing_path)
+                      for v in volumes if v.volume_type != THICK) // KIB
+        thin = sum(v.size_kb for v in volumes if v.volume_type != THICK)
+        return thick + written, thin
+
+    def _check_space(self, pool: StoragePool, volume_type: str,
+                     grow_kb: int) -> None:
+        """Refuse ``grow_kb`` more of ``volume_type`` in a full pool.
+
+        Thick: 190 when larger than the free capacity; thin (and
+        snapshots): 300 beyond the allocation limit or without free
+        capacity.
+        """
+        capacity = pool.capacity_gib * GIB_KB
+        used, thin = self._used_kb(pool)
+        free = capacity - used
+        if volume_type == THICK:
+            if grow_kb > free:
+                raise errors.array_error(errors.VOL_SIZE_TOO_LARGE)
+        elif free <= 0 or (thin + grow_kb >
+                           THIN_ALLOCATION_FACTOR * capacity):
+            raise errors.array_error(errors.TOO_MUCH_THIN_CAPACITY)
 
     def _pool(self, pool_id: Any) -> StoragePool:
         try:
@@ -367,7 +450,8 @@ class Array:
         if name is None:
             return None
         validate_name(name)
-        if name in taken or self.volume_by_name(name) is not None:
+        if (name in taken or self.volume_by_name(name) is not None or
+                self.deleting_by_name(name) is not None):
             raise errors.array_error(errors.VOL_NAME_IN_USE)
         return name
 
@@ -607,10 +691,12 @@ class Array:
                     errors.ILLEGAL, "Compression is only supported in a "
                     "Fine Granularity Storage Pool")
             self._check_new_name(name)
+            size_kb = self.round_kb(size_kb)
+            self._check_space(pool, volume_type, size_kb)
             volume_id = self._ids.next("volume")
             vtree_id = self._ids.next("vtree")
-            size_kb = self.round_kb(size_kb)
-            path = self.storage.create(volume_id, size_kb * KIB)
+            path = self.storage.create(volume_id, size_kb * KIB,
+                                       stale=not pool.zero_padding_enabled)
             volume = Volume(
                 id=volume_id, name=name, size_kb=size_kb,
                 volume_type=volume_type, vtree_id=vtree_id,
@@ -636,7 +722,11 @@ class Array:
             if size_kb < volume.size_kb:
                 raise errors.array_error(errors.VOL_DECREASE_NOT_SUPPORTED)
             if size_kb > volume.size_kb:
-                self.storage.resize(volume.backing_path, size_kb * KIB)
+                pool = self.pools[volume.pool_id]
+                self._check_space(pool, volume.volume_type,
+                                  size_kb - volume.size_kb)
+                self.storage.resize(volume.backing_path, size_kb * KIB,
+                                    stale=not pool.zero_padding_enabled)
                 volume.size_kb = size_kb
                 if volume.id in self.loops:
                     loop.refresh(self.loops[volume.id])
@@ -677,7 +767,11 @@ class Array:
                         child.ancestor_id = victim.ancestor_id
                 del self.volumes[victim.id]
                 self._publish_link(victim)
-                self.storage.remove(victim.backing_path)
+                if self.removal_seconds:
+                    self.in_deletion[victim.id] = (
+                        victim, time.monotonic() + self.removal_seconds)
+                else:
+                    self.storage.remove(victim.backing_path)
             vtree = self.vtrees.get(volume.vtree_id)
             if vtree is not None:
                 remaining = self.vtree_members(vtree.id)
@@ -713,6 +807,10 @@ class Array:
                     names.append(name)
             pending: dict[str, int] = {}
             for source in sources:
+                pool = self.pools[source.pool_id]
+                if self._used_kb(pool)[0] >= pool.capacity_gib * GIB_KB:
+                    raise errors.with_details(
+                        errors.CAPACITY_TOO_LOW_FOR_SNAP)
                 vtree = source.vtree_id
                 pending[vtree] = pending.get(vtree, 0) + 1
                 if (self.snapshot_count(vtree) + pending[vtree] >
@@ -915,6 +1013,7 @@ class Array:
         """
         with self.lock:
             pool = self._pool(pool_id)
+            self._purge_removals()
             volumes = [v for v in self.volumes.values()
                        if v.pool_id == pool.id]
             thick = sum(v.size_kb for v in volumes if v.volume_type == THICK)
@@ -923,7 +1022,8 @@ class Array:
             written = sum(self.storage.allocated_bytes(v.backing_path)
                           for v in volumes
                           if v.volume_type != THICK) // KIB
-            in_use = thick + written
+            # Volumes in deletion hold their capacity until removed.
+            in_use = self._used_kb(pool)[0]
             capacity = pool.capacity_gib * GIB_KB
             unused = max(capacity - in_use, 0)
             return {
@@ -942,6 +1042,9 @@ class Array:
                     unused - unused % (8 * GIB_KB),
                 "numOfVolumes": len(volumes),
                 "numOfVtrees": len({v.vtree_id for v in volumes}),
+                "numOfVolumesInDeletion": sum(
+                    1 for v, _done in self.in_deletion.values()
+                    if v.pool_id == pool.id),
             }
 
     def pool_metrics(self, pool_id: str) -> dict[str, int]:

@@ -20,7 +20,10 @@ the accept loop). For every request the handler:
    connection when a drop rule says so (:mod:`.faults`);
 3. checks the Basic-auth token (``login`` checks the credentials instead);
 4. answers an injected error, or runs the operation;
-5. answers JSON, always: 200 on success, the error envelope otherwise;
+5. answers JSON: 200 on success, the error envelope otherwise; except a
+   401, which is the gateway's non-JSON error page as on a real gateway
+   (:data:`~.errors.UNAUTHORIZED_HTML`) unless the simulator was made
+   with ``json_401``;
 6. appends a record without credentials to the request log.
 """
 
@@ -144,8 +147,31 @@ class GatewayRequestHandler(http_server.BaseHTTPRequestHandler):
         if dropped:
             self.close_connection = True
             self.server.drop(self.connection)
+        elif status == 401 and not sim.json_401:
+            self._send_unauthorized()
         else:
             self._send_json(status, payload)
+
+    def _send_unauthorized(self) -> None:
+        """Answer 401 as the gateway's web container does: an HTML page.
+
+        No REST envelope: a client that decodes every answer as JSON (as
+        Cinder's REST client does on GET) fails to decode it.
+        """
+        data = errors.UNAUTHORIZED_HTML.encode("utf-8")
+        try:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate",
+                             'Basic realm="PowerFlex Gateway"')
+            self.send_header("Content-Type", "text/html;charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError as exc:  # the client went away
+            LOG.debug("could not answer %s: %s", self.path, exc)
+            self.close_connection = True
 
     def _control(self, method: str) -> None:
         """Answer a fault-control request (:mod:`.control`)."""

@@ -18,6 +18,15 @@ extending truncates up and removing deletes the file. Data written into a
 backing file (directly, or through the ``/dev/disk/by-id`` style link the
 simulator publishes while the volume is mapped) is therefore real data that
 snapshots, clones and reverts carry along.
+
+A volume of a storage pool without zero padding does not read zeros from
+blocks never written: it reads whatever the devices held before, which is
+why Cinder refuses such pools unless ``powerflex_allow_non_padded_volumes``
+(Cinder's ``is_volume_creation_safe``; OSSN-0086). :func:`stale_pattern`
+plays that old data: with ``stale=True`` a new file (or the new tail of an
+extended one) gets one :data:`STALE_BLOCK` of a deterministic pattern every
+:data:`STALE_STRIDE` bytes, so a copy into it that skips zero blocks leaves
+non-zero bytes where the source had zeros, while the file stays sparse.
 """
 
 import errno
@@ -27,6 +36,28 @@ from typing import Iterator
 KIB = 1024
 CHUNK = 1024 * KIB
 BLOCK = 64 * KIB
+STALE_STRIDE = 1024 * KIB
+"""Distance between two blocks of old data in a non-zero-padded volume."""
+STALE_BLOCK = 4 * KIB
+"""Size of each block of old data (one page: little disk per GiB)."""
+
+
+def stale_pattern(offset: int) -> bytes:
+    """The "old data" a non-zero-padded volume reads at ``offset``.
+
+    Deterministic (a function of the offset only) and never zero.
+    """
+    word = b"OLD-DATA%016x" % offset
+    return (word * (STALE_BLOCK // len(word) + 1))[:STALE_BLOCK]
+
+
+def write_stale(path: str, start: int, end: int) -> None:
+    """Write the old-data blocks between ``start`` and ``end`` of ``path``."""
+    first = -(-start // STALE_STRIDE) * STALE_STRIDE
+    with open(path, "r+b") as handle:
+        for offset in range(first, end, STALE_STRIDE):
+            block = stale_pattern(offset)[:end - offset]
+            os.pwrite(handle.fileno(), block, offset)
 
 
 class SparseStore:
@@ -40,11 +71,18 @@ class SparseStore:
         """Return the backing file path of ``volume_id``."""
         return os.path.join(self.directory, "vol-%s.img" % volume_id)
 
-    def create(self, volume_id: str, size_bytes: int) -> str:
-        """Create an all-zero sparse file of ``size_bytes``; return path."""
+    def create(self, volume_id: str, size_bytes: int,
+               stale: bool = False) -> str:
+        """Create a sparse file of ``size_bytes``; return its path.
+
+        :param stale: the pool does not pad with zeros: the file reads old
+            data (:func:`write_stale`) instead of zeros.
+        """
         path = self.path_for(volume_id)
         with open(path, "wb") as handle:
             handle.truncate(size_bytes)
+        if stale:
+            write_stale(path, 0, size_bytes)
         return path
 
     def clone(self, source_path: str, volume_id: str) -> str:
@@ -57,10 +95,16 @@ class SparseStore:
         return path
 
     @staticmethod
-    def resize(path: str, size_bytes: int) -> None:
-        """Grow (never shrink) ``path`` to ``size_bytes``."""
-        if os.path.getsize(path) < size_bytes:
+    def resize(path: str, size_bytes: int, stale: bool = False) -> None:
+        """Grow (never shrink) ``path`` to ``size_bytes``.
+
+        :param stale: the new tail reads old data, not zeros.
+        """
+        old = os.path.getsize(path)
+        if old < size_bytes:
             os.truncate(path, size_bytes)
+            if stale:
+                write_stale(path, old, size_bytes)
 
     @staticmethod
     def overwrite(source_path: str, path: str) -> None:

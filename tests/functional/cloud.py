@@ -136,6 +136,10 @@ class CloudMixin:
     SIMULATOR_OPTIONS: dict[str, Any] = {}
     """Extra :class:`GatewaySimulator` arguments (e.g. ``snapshot_limit``)."""
 
+    SIMULATOR_POOLS: tuple[Any, ...] = ("SP1", "SP2")
+    """The simulator's pools (names, or mappings such as ``{"name": "SP2",
+    "zero_padding_enabled": False}``)."""
+
     BACKEND_OPTIONS: dict[str, Any] = {}
     """Options of the ``[powerflex]`` section set after the defaults."""
 
@@ -149,7 +153,7 @@ class CloudMixin:
         self.workdir = self.useFixture(fixtures.TempDir()).path
         self.sim = self.useFixture(gateway.SimulatorFixture(
             os.path.join(self.workdir, "array"),
-            protection_domain=PROTECTION_DOMAIN, pools=("SP1", "SP2"),
+            protection_domain=PROTECTION_DOMAIN, pools=self.SIMULATOR_POOLS,
             sdc_guids=(SDC_GUID,), **self.SIMULATOR_OPTIONS)).sim
 
         backend = self.sim.backend_options()

@@ -34,6 +34,10 @@ After every row, whatever the outcome:
 Then everything is deleted through the volume API (volumes in error
 included) and usage must be back to zero, the array empty.
 
+The simulated array keeps removed volumes in deletion for longer than a
+row runs (``removal_seconds``), as a real array does while it frees their
+capacity: a request naming one answers rc 212 and its name stays taken.
+
 Only our driver runs here: the subject is how it and Cinder's flows
 around it survive array faults, not a comparison with Cinder's driver.
 """
@@ -89,6 +93,10 @@ OLD_RELEASE_ROWS = {
 }
 """Rows whose outcome on some releases is Cinder's older code's, not this
 driver's: (whether this release is one of them, why)."""
+
+REMOVAL_SECONDS = 3600
+"""How long a removed array volume stays in deletion: longer than any row,
+so every removal of a row is still in progress when the row looks."""
 
 AVAILABLE = "available"
 ERROR = "error"
@@ -197,10 +205,16 @@ def unmapped_meanwhile(times: int) -> Arm:
     return arm
 
 
-def remove_behind_cinder(key: str) -> Arm:
-    """Remove the array volume of ``ctx[key]`` outside Cinder."""
+def remove_behind_cinder(key: str, finished: bool = True) -> Arm:
+    """Remove the array volume of ``ctx[key]`` outside Cinder.
+
+    :param finished: the array completed the removal (rc 79 from then
+        on); else it is still in deletion (rc 212).
+    """
     def arm(test: "FaultMatrix", ctx: dict) -> None:
         test.sim.array.remove_volume(ctx[key].provider_id)
+        if finished:
+            test.sim.array.finish_removals()
     return arm
 
 
@@ -322,6 +336,11 @@ ROWS = [
         fail("getVolume", errors.NOT_FOUND), DELETED, ("getVolume",)),
     Row("array volume removed out of band (rc 79)", "delete",
         remove_behind_cinder("volume"), DELETED),
+    # Cinder's client takes rc 212 for a failure (three attempts); the
+    # driver sees the array removing the volume and deletes the record.
+    Row("array volume being removed out of band (rc 212)", "delete",
+        remove_behind_cinder("volume", finished=False), DELETED,
+        ("removeVolume",)),
     # An admin deletes an image-volume cache entry.
     Row("removeVolume rc 212 on every retry", "delete_entry",
         fail("removeVolume", errors.VOL_REMOVE_IN_PROGRESS, times=3), ERROR,
@@ -370,6 +389,9 @@ ROWS = [
     # evicted and the image downloaded into a new one.
     Row("cache entry removed out of band (rc 79)", "image_hit",
         remove_behind_cinder("entry"), AVAILABLE, ("snapshotVolumes",)),
+    Row("cache entry being removed out of band (rc 212)", "image_hit",
+        remove_behind_cinder("entry", finished=False), AVAILABLE,
+        ("snapshotVolumes",)),
     # The entry's vtree is full: it is copied into a new cache volume.
     Row("createVolume of the new cache volume fails", "rotation",
         fail("createVolume", errors.VOL_SIZE_TOO_LARGE), AVAILABLE,
@@ -419,6 +441,7 @@ class FaultMatrix(base.OurDriverTestCase):
     """One test per row of :data:`ROWS`."""
 
     BACKEND_OPTIONS = cloud.TWO_POOLS
+    SIMULATOR_OPTIONS = {"removal_seconds": REMOVAL_SECONDS}
 
     def setUp(self) -> None:
         super().setUp()

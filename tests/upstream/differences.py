@@ -22,7 +22,23 @@ _PATCHES_REPLACED_METHOD = (
     "the patch to be called; our drivers replace that method (it is where "
     "the size policy lives), so the patch never reaches the code under test")
 
+_SOURCE_WITHOUT_ARRAY_VOLUME = (
+    "creates from a snapshot whose provider_id is not set, and expects "
+    "Cinder's driver's requests for a volume named None (answered by the "
+    "test's mocks); our drivers refuse a source without an array volume "
+    "before any REST call, with InvalidVolume naming it")
+
 DELIBERATE_DIFFERENCES: dict[str, str] = {
+    "TestCreateVolumeFromSnapShot.test_create_volume_from_snapshot":
+        _SOURCE_WITHOUT_ARRAY_VOLUME,
+    "TestCreateVolumeFromSnapShot.test_create_volume_from_snapshot_larger":
+        _SOURCE_WITHOUT_ARRAY_VOLUME,
+    "TestCreateVolumeFromSnapShot.test_bad_login":
+        _SOURCE_WITHOUT_ARRAY_VOLUME,
+    "TestCreateVolumeFromSnapShot.test_invalid_snapshot":
+        _SOURCE_WITHOUT_ARRAY_VOLUME,
+    "TestGroups.test_create_group_from_src_snapshot":
+        _SOURCE_WITHOUT_ARRAY_VOLUME,
     "test_extend_volume.TestExtendVolume.test_extend_volume_bad_size_no_round":
         ("expects a 7 GiB extend to be rounded up to 8 GiB although "
          "powerflex_round_volume_capacity is False; our drivers refuse it "

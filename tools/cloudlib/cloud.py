@@ -275,6 +275,7 @@ class Cloud:
             "--workdir", workdir, "--loop-devices",
             "--by-id-dir", BY_ID_DIR, "--sdc-guid", layout.SDC_GUID,
             "--snapshot-limit", str(layout.SNAPSHOT_LIMIT),
+            "--removal-seconds", str(layout.REMOVAL_SECONDS),
             # Every request in the gateway's log (method, path, status,
             # operation; never credentials): the array's call log, for
             # scenarios that count what a command sent to the array.

@@ -52,6 +52,10 @@ SDC_GUID = "5D1C0A7E-4B1F-4C2A-9E3D-00000000C10D"
 SNAPSHOT_LIMIT = 10
 """Snapshots a vtree of the simulated array may hold (the real array: 126),
 small so that tests cross it with a dozen volumes."""
+REMOVAL_SECONDS = 5
+"""How long a removed array volume stays in deletion on the simulated array
+(rc 212 on requests naming it, its name still taken), as on a real array,
+which frees a volume's capacity after answering ``removeVolume``."""
 GRANULARITY_GIB = 8
 
 DRIVERS = {

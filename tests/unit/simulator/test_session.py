@@ -9,7 +9,7 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Transport, TLS, login, tokens and the JSON-everywhere rule."""
+"""Transport, TLS, login, tokens, and the 401 that is not JSON."""
 
 import base64
 import time
@@ -21,6 +21,15 @@ from tests.unit.simulator import base
 
 UNAUTHORIZED = {"message": "Unauthorized", "httpStatusCode": 401,
                 "errorCode": 0}
+
+
+def assert_html_401(test, response):
+    """A real gateway's 401: its web container's page, not JSON."""
+    test.assertEqual(401, response.status_code)
+    test.assertIn("text/html", response.headers["Content-Type"])
+    test.assertIn("401", response.text)
+    test.assertRaises(requests.exceptions.JSONDecodeError, response.json)
+    test.assertIn("Basic", response.headers["WWW-Authenticate"])
 
 
 class TestTLS(base.SimulatorTestCase):
@@ -65,24 +74,34 @@ class TestLogin(base.SimulatorTestCase):
         self.assertEqual(200, r.status_code)
         self.assertEqual('"4.5"', r.text)
 
-    def test_bad_password_gets_json_401(self):
+    def test_bad_password_gets_a_non_json_401(self):
         client = self.make_client(self.sim, login=False)
+        assert_html_401(self, client.login(password="wrong"))
+
+    def test_bad_user_gets_a_non_json_401(self):
+        client = self.make_client(self.sim, login=False)
+        assert_html_401(self, client.login(user="root"))
+
+    def test_no_token_gets_a_non_json_401(self):
+        r = requests.get(self.sim.url + "/api/version",
+                         verify=self.sim.ca_cert_path, timeout=5)
+        assert_html_401(self, r)
+        r = requests.post(self.sim.url + "/api/types/Volume/instances",
+                          data="{}", auth=("admin", "None"),
+                          verify=self.sim.ca_cert_path, timeout=5)
+        assert_html_401(self, r)
+        # Refused before the request is served: nothing was made.
+        self.assertEqual({}, self.sim.array.volumes)
+
+    def test_json_401_option_answers_the_envelope(self):
+        sim = self.start_sim(json_401=True)
+        client = self.make_client(sim, login=False)
         r = client.login(password="wrong")
         self.assertEqual(401, r.status_code)
         self.assertEqual(UNAUTHORIZED, r.json())
         self.assertIn("application/json", r.headers["Content-Type"])
-
-    def test_bad_user_gets_json_401(self):
-        client = self.make_client(self.sim, login=False)
-        self.assertEqual(401, client.login(user="root").status_code)
-
-    def test_no_token_gets_json_401(self):
-        r = requests.get(self.sim.url + "/api/version",
-                         verify=self.sim.ca_cert_path, timeout=5)
-        self.assertEqual(UNAUTHORIZED, r.json())
-        r = requests.post(self.sim.url + "/api/types/Volume/instances",
-                          data="{}", auth=("admin", "None"),
-                          verify=self.sim.ca_cert_path, timeout=5)
+        r = requests.get(sim.url + "/api/version", verify=sim.ca_cert_path,
+                         timeout=5)
         self.assertEqual(UNAUTHORIZED, r.json())
 
     def test_password_is_not_a_token(self):
@@ -103,8 +122,7 @@ class TestLogin(base.SimulatorTestCase):
 
     def test_invalidate_tokens_gives_401_until_relogin(self):
         self.sim.faults.invalidate_tokens()
-        r = self.client.get("/api/version")
-        self.assertEqual(UNAUTHORIZED, r.json())
+        assert_html_401(self, self.client.get("/api/version"))
         self.client.login()
         self.assertEqual(200, self.client.get("/api/version").status_code)
 

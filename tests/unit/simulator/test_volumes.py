@@ -40,6 +40,9 @@ class TestSizes(base.SimulatorTestCase):
         self.assertError(r, 500, 225)
 
     def test_extend_rounds_up_and_grows_the_file(self):
+        sim = self.start_sim(strict_size=False)
+        self.client = self.make_client(sim)
+        self.sim = sim
         vid = self.client.new_volume("v", 8)
         r = self.client.action(vid, "setVolumeSize", {"sizeInGB": "17"})
         self.assertEqual(200, r.status_code, r.text)
@@ -52,7 +55,11 @@ class TestSizes(base.SimulatorTestCase):
         vid = self.client.new_volume("v", 64)
         r = self.client.action(vid, "setVolumeSize", {"sizeInGB": "64"})
         self.assertEqual(200, r.status_code)
-        # 60 rounds up to 64: the size the volume already has.
+        self.assertEqual(64 * GIB_KB, self.client.volume(vid)["sizeInKb"])
+        # Rounding instead of refusing: 60 rounds up to 64, the size the
+        # volume already has.
+        self.client = self.make_client(self.start_sim(strict_size=False))
+        vid = self.client.new_volume("v", 64)
         r = self.client.action(vid, "setVolumeSize", {"sizeInGB": "60"})
         self.assertEqual(200, r.status_code)
         self.assertEqual(64 * GIB_KB, self.client.volume(vid)["sizeInKb"])
@@ -63,14 +70,28 @@ class TestSizes(base.SimulatorTestCase):
         self.assertError(r, 500, 133)
         self.assertEqual(16 * GIB_KB, self.client.volume(vid)["sizeInKb"])
 
-    def test_strict_size_refuses_non_multiples(self):
-        sim = self.start_sim(strict_size=True)
-        client = self.make_client(sim)
-        vid = client.new_volume("v", 8)
-        r = client.action(vid, "setVolumeSize", {"sizeInGB": "12"})
-        self.assertError(r, 500, 225)
-        r = client.action(vid, "setVolumeSize", {"sizeInGB": "16"})
+    def test_non_multiples_are_refused_by_default(self):
+        """rc 225, as the array: not rounded (goscaleio VOL_SIZE_ILLEGAL)."""
+        self.assertTrue(self.sim.array.strict_size)
+        vid = self.client.new_volume("v", 8)
+        r = self.client.action(vid, "setVolumeSize", {"sizeInGB": "12"})
+        body = self.assertError(r, 500, 225)
+        self.assertEqual("The specified volume size is illegal. Volume size "
+                         "must be in 8 GB blocks", body["message"])
+        self.assertEqual(8 * GIB_KB, self.client.volume(vid)["sizeInKb"])
+        path = self.sim.array.volumes[vid].backing_path
+        self.assertEqual(8 * 1024 ** 3, os.path.getsize(path))
+        r = self.client.action(vid, "setVolumeSize", {"sizeInGB": "16"})
         self.assertEqual(200, r.status_code)
+        self.assertEqual(16 * GIB_KB, self.client.volume(vid)["sizeInKb"])
+
+    def test_ec_refuses_sizes_off_1_gib_only_in_whole_gib(self):
+        sim = self.start_sim(gen_type="EC")
+        client = self.make_client(sim)
+        vid = client.new_volume("v", 1)
+        r = client.action(vid, "setVolumeSize", {"sizeInGB": "3"})
+        self.assertEqual(200, r.status_code, r.text)
+        self.assertEqual(3 * GIB_KB, client.volume(vid)["sizeInKb"])
 
     def test_extend_missing_volume_is_79(self):
         r = self.client.action("deadbeef00000000", "setVolumeSize",
