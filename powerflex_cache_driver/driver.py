@@ -85,6 +85,11 @@ _MadeClone = tuple[Any, dict, quota_charge.RoundingCharge]
 """A clone made for a group: the volume, its model update, its charge."""
 
 
+GATEWAY_NOT_FOUND = "Could not find"
+"""How the gateway's answers for an unknown protection domain or storage
+pool begin ("Could not find Protection Domain", "... Storage Pool")."""
+
+
 class PowerFlexCacheMixin:
     """Size policy shared by the SDC and NVMe-TCP drivers."""
 
@@ -100,6 +105,9 @@ class PowerFlexCacheMixin:
         # volume manager records it (array_size_after_extend).
         self._extended_sizes: dict[str, int] = {}
         self._manager_records_extends = False
+
+    powerflex_cache_create_flow = True
+    """Cinder's create flows for this driver are :mod:`.create_flow`'s."""
 
     def do_setup(self, context: Any) -> None:
         """Set up Cinder's driver and wrap its REST clients.
@@ -262,26 +270,32 @@ class PowerFlexCacheMixin:
     def _explain_pool_error(self) -> None:
         """Raise for the first configured pool the array does not have.
 
+        Only when the gateway says it cannot find the protection domain or
+        the pool (``Could not find ...``); any other failure of a lookup
+        returns, and the set-up error is raised as it is.
+
         :raises InvalidInput: naming the pool and what is missing.
         """
         client = self._get_client()
         for pool in self.storage_pools or []:
             pd, sp = pool.split(":")
             args = {"pool": pool, "pd": pd, "sp": sp}
-            try:
-                client._get_protection_domain_id(pd)
-            except Exception:
-                raise exception.InvalidInput(reason=_(
-                    "powerflex_storage_pools names %(pool)s, but the "
-                    "PowerFlex system has no protection domain %(pd)s: name "
-                    "an existing protection domain.") % args)
-            try:
-                client.get_storage_pool_id(pd, sp)
-            except Exception:
-                raise exception.InvalidInput(reason=_(
-                    "powerflex_storage_pools names %(pool)s, but protection "
-                    "domain %(pd)s has no storage pool %(sp)s: name an "
-                    "existing storage pool.") % args)
+            for lookup, missing in (
+                    (lambda: client._get_protection_domain_id(pd),
+                     _("powerflex_storage_pools names %(pool)s, but the "
+                       "PowerFlex system has no protection domain %(pd)s: "
+                       "name an existing protection domain.")),
+                    (lambda: client.get_storage_pool_id(pd, sp),
+                     _("powerflex_storage_pools names %(pool)s, but "
+                       "protection domain %(pd)s has no storage pool "
+                       "%(sp)s: name an existing storage pool."))):
+                try:
+                    lookup()
+                except Exception as error:
+                    if GATEWAY_NOT_FOUND not in str(error):
+                        return
+                    raise exception.InvalidInput(
+                        reason=missing % args) from error
 
     # -- helpers -----------------------------------------------------------
 

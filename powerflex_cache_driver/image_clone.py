@@ -117,9 +117,13 @@ def tell_user(context: Any, volume: Any, error: Exception) -> None:
               USER_MESSAGE_DETAILS.get(type(error)))
     if detail is None:
         return
-    message_api.API().create(
-        context, message_field.Action.COPY_IMAGE_TO_VOLUME,
-        resource_uuid=volume.id, detail=detail, exception=error)
+    try:
+        message_api.API().create(
+            context, message_field.Action.COPY_IMAGE_TO_VOLUME,
+            resource_uuid=volume.id, detail=detail, exception=error)
+    except Exception:
+        LOG.exception("Volume %s: could not record the user message of "
+                      "the image's refusal.", volume.id)
 
 
 MAX_ENTRY_LOOKUPS = 3

@@ -131,10 +131,10 @@ class RoundingCharge:
         """The volume type charged, without a read when the volume has it."""
         if not self.volume_type_id:
             return None
-        if (self.volume_type_id == self.volume.volume_type_id
-                and self.volume.obj_attr_is_set("volume_type")
-                and self.volume.volume_type is not None):
-            return self.volume.volume_type
+        loaded = (self.volume.volume_type
+                  if self.volume.obj_attr_is_set("volume_type") else None)
+        if loaded is not None and loaded.id == self.volume_type_id:
+            return loaded
         # As Cinder's add_volume_type_opts: a type since deleted too.
         return db_api.volume_type_get(admin, self.volume_type_id,
                                       inactive=True)
@@ -189,6 +189,10 @@ class RoundingCharge:
             with compat.db_transaction(admin):
                 try:
                     # What QUOTAS.reserve does, with the resources read.
+                    # It must come first in the transaction: Cinder's
+                    # quota_reserve retries itself on a deadlock, which
+                    # after statements of this transaction would run on
+                    # without them.
                     reservations = QUOTAS._driver.reserve(
                         admin, resources, deltas,
                         project_id=self.volume.project_id)

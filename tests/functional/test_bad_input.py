@@ -465,15 +465,14 @@ ROWS = [
                      (DRIVER_FAILED_CREATE,)),
         stock=Outcome(BackendError, ("Illegal provisioning type",), "error",
                       (DRIVER_FAILED_CREATE,))),
-    # The lead's row: room for the size asked, not for its rounding; not
-    # rescheduled (every service would refuse it), and the user is told.
+    # Room for the size asked, not for its rounding: not rescheduled
+    # (every service would refuse it), and the user is told, once.
     # Cinder's driver charges the size asked only: the volume is made.
     Row("quota has room for the size asked, not for the rounding", CREATE,
         then(then(quota_left(3), retries), request(1)),
         ours=Outcome(quota_charge.RoundingExceedsQuota,
                      ("requested 1 GiB", "holds 8 GiB", "quota"),
-                     "error", (QUOTA_EXCEED, DRIVER_FAILED_CREATE),
-                     attempts=1),
+                     "error", (QUOTA_EXCEED,), attempts=1),
         stock=Outcome(None, (), "available", attempts=1,
                       quota_drift=True)),
     # -- a volume without its array volume (provider_id) ---------------------

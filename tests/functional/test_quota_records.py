@@ -477,17 +477,40 @@ class TestRoundingRefusalNotRescheduled(base.OurDriverTestCase):
         self.assertEqual(0, self.elsewhere.creates, "rescheduled")
         self.assertEqual((1, 0), (len(self.driver_creates),
                                   len(self.second_creates)))
+        # One message, the quota's: not Cinder's "Driver failed to create
+        # the volume", nor "No valid backend" after reschedules.
         action = message_field.Action.CREATE_VOLUME_FROM_BACKEND[0]
-        self.assertIn((action, message_field.Detail.QUOTA_EXCEED[0]),
-                      self._messages(volume))
-        self.assertNotIn(message_field.Detail.NO_BACKEND_AVAILABLE[0],
-                         [detail for _a, detail in self._messages(volume)])
+        self.assertEqual([(action, message_field.Detail.QUOTA_EXCEED[0])],
+                         self._messages(volume))
         self.assertEqual(array_volumes, set(self.sim.array.volumes))
         self.assertEqual(0, recorded.counts()["createVolume"])
         # Cinder's API charged the 1 GiB asked; nothing more, nothing left
         # reserved (quota_usage asserts that).
         self.assertEqual(before["gigabytes"] + 1,
                          self.quota_usage()["gigabytes"])
+
+    def test_a_kept_array_volume_is_not_rescheduled(self) -> None:
+        """The clean-up of a failed clone could not remove its volume.
+
+        The volume ends error naming it, on this service: a reschedule
+        would overwrite provider_id and leave the array volume to nobody.
+        Its delete removes it.
+        """
+        source, _unused = self.create_volume(8)
+        before = set(self.sim.array.volumes)
+        self.sim.faults.fail("setVolumeSize", 0, times=None)
+        self.sim.faults.fail("removeVolume", 0, times=None)
+
+        volume, _unused = self.create_volume(16, source_volume=source,
+                                             expect_status=None)
+
+        self.assertEqual(0, self.elsewhere.creates, "rescheduled")
+        self.assertEqual("error", volume.status)
+        kept = set(self.sim.array.volumes) - before
+        self.assertEqual({volume.provider_id}, kept)
+        self.sim.faults.clear()
+        self.delete_volume(volume)
+        self.assertEqual(before, set(self.sim.array.volumes))
 
     def test_an_array_failure_is_still_rescheduled(self) -> None:
         """The change is for quota only: Cinder's reschedule otherwise."""

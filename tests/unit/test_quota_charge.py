@@ -177,6 +177,23 @@ class WholeCharges(QuotaTestCase):
         return {name: quotas[name]["reserved"]
                 for name in ("gigabytes", "gigabytes_" + TYPE_NAME)}
 
+    def test_charged_to_the_type_charged_not_the_loaded_one(self) -> None:
+        """A volume whose loaded type is not the one its charge names.
+
+        As in a retype, where the volume's type id changes after its
+        type was loaded: the charge goes to the type named.
+        """
+        volume = self.requested(10)
+        self.assertEqual(TYPE_NAME, volume.volume_type.name)
+        gold = test_utils.create_volume_type(self.ctx, name="gold")
+        volume.volume_type_id = gold.id
+        quota_charge.RoundingCharge(volume, 8).cover(16)
+        quotas = QUOTAS.get_project_quotas(self.ctx, self.project_id,
+                                           usages=True)
+        self.assertEqual((16, 10, 6), (quotas["gigabytes"]["in_use"],
+                                       quotas["gigabytes_powerflex"]["in_use"],
+                                       quotas["gigabytes_gold"]["in_use"]))
+
     def test_cover_twice_charges_once(self) -> None:
         charge = self.charge()
         charge.cover(16)

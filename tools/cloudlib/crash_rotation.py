@@ -176,10 +176,6 @@ class Scenario:
                    "the cache entry changed although the rotation died")
         self.check(self.volume_row(full_entry)["status"] == "available",
                    "the full cache entry is not available")
-        new_provider = self.volume_row(new_volume)["provider_id"]
-        self.check(new_provider in self.gateway.volumes(),
-                   "the half-made cache volume's array volume is gone or "
-                   "unrecorded (provider_id %s)" % new_provider)
         self.check_array_matches_db("after the restart")
 
         # The user deletes the volume in error; the next create from the
@@ -217,6 +213,9 @@ class Scenario:
         served the image ``downloads`` times in all.
         """
         new_provider = self.volume_row(new_volume)["provider_id"]
+        self.check(new_provider in self.gateway.volumes(),
+                   "the half-made cache volume's array volume is gone or "
+                   "unrecorded (provider_id %s)" % new_provider)
         self.delete(self.demo, victim)
         retried = self.create(image_id, name)
         status = self.settled(retried)
