@@ -900,6 +900,10 @@ class PowerFlexCacheMixin:
         except exception.VolumeBackendAPIException:
             with excutils.save_and_reraise_exception() as ctx:
                 ctx.reraise = not self._in_deletion(volume)
+        if volume.provider_id and host_attach.driver_maps_sdc(self):
+            # A copy killed mid-way left its record of the mapping the
+            # removal just undid.
+            host_mappings.forget(volume.provider_id)
 
     def create_snapshot(self, snapshot: Any) -> dict:
         """Snapshot a volume; one without an array volume is refused."""

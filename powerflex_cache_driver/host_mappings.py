@@ -239,6 +239,34 @@ def stale_records() -> list[Record]:
     return records
 
 
+def forget(provider_id: str) -> int:
+    """Drop the records of array volume ``provider_id``, now removed.
+
+    The array unmapped it from every SDC before removing it (Cinder's
+    driver unmaps first); a record no live copy holds would otherwise
+    stay until the next sweep, and name a mapping that is gone. A record
+    a copy still holds is kept.
+
+    :returns: how many records were dropped.
+    """
+    try:
+        names = os.listdir(_directory())
+    except FileNotFoundError:
+        return 0
+    dropped = 0
+    for name in names:
+        key = name[:-len(".json")]
+        if not name.endswith(".json") or provider_id_of(key) != provider_id:
+            continue
+        with locked(key) as record:
+            if record.live_holders() or not (record.ours or record.holders):
+                continue
+            record.ours = False
+            record.holders.clear()
+            dropped += 1
+    return dropped
+
+
 def provider_id_of(key: str) -> str:
     """The array volume id in record key ``key``."""
     return key.split("-", 1)[1]

@@ -159,6 +159,20 @@ class HostAttachTest(base.OurDriverTestCase):
         self.assertEqual({}, self._mappings(source))
         self.assertEqual([], self._records())
 
+    def test_record_of_a_killed_copy_dropped_when_the_volume_is_deleted(
+            self) -> None:
+        """The removal unmapped it: no stale record stays behind."""
+        left, _unused = self.create_volume(8)
+        kept, _unused = self.create_volume(8)
+        self._dead_copy_holding(left)
+        self._dead_copy_holding(kept)
+        self.assertEqual(2, len(self._records()))
+        self.delete_volume(left)
+        self.assertEqual(1, len(self._records()))
+        self.assertEqual([kept.provider_id],
+                         [host_mappings.provider_id_of(record.key)
+                          for record in host_mappings.stale_records()])
+
     def test_mapping_of_a_killed_copy_removed_by_the_first_copy(
             self) -> None:
         """The first copy of the process sweeps, once."""
