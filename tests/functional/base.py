@@ -141,3 +141,20 @@ class OurDriverTestCase(FunctionalTestCase):
 
     VOLUME_DRIVER = cloud.OURS
     DRIVER_LABEL = "ours"
+
+
+def row_test_name(entry: str, name: str, seen: set[str]) -> str:
+    """The test method name of a table row, unique among ``seen``.
+
+    ``test_<entry>_<name>``, every run of characters other than letters
+    and digits made one underscore; added to ``seen``.
+
+    :raises ValueError: another row of the table has the same name.
+    """
+    words = "".join(c if c.isalnum() else "_" for c in name.lower())
+    method = "_".join(part for part in ("test_%s_%s" % (entry, words))
+                      .split("_") if part)
+    if method in seen:
+        raise ValueError("two rows named %s" % method)
+    seen.add(method)
+    return method

@@ -702,14 +702,9 @@ class StockBadInput(BadInputMixin, base.StockDriverTestCase):
 
 
 def _add_rows() -> None:
-    seen = set()
+    seen: set[str] = set()
     for row in ROWS:
-        name = "test_%s_%s" % (row.entry, "".join(
-            c if c.isalnum() else "_" for c in row.name.lower()))
-        name = "_".join(part for part in name.split("_") if part)
-        if name in seen:
-            raise ValueError("two rows named %s" % name)
-        seen.add(name)
+        name = base.row_test_name(row.entry, row.name, seen)
         for case, outcome in ((OursBadInput, row.ours),
                               (StockBadInput, row.stock)):
             if outcome is None:
