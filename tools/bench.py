@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                         metavar="NAME", help="run only scenarios whose name "
                         "contains NAME (repeatable)")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes (a smoke run, not for the README)")
+                        help="small sizes (a smoke run, not for the "
+                             "published figures)")
     parser.add_argument("--vtree-creates", type=int, default=None,
                         help="creates of the vtree-limit scenario "
                              "(default 300)")
@@ -279,7 +280,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     print("\n".join(bench_output.verdict_lines(results)))
     print()
-    print("The same table for README.rst:")
+    print("The same table for doc/source/contributor/benchmark.rst:")
     print()
     print(bench_output.main_table(results, style="rst"))
     print()

@@ -75,7 +75,7 @@ def _count(value: float) -> str:
 def main_table(results: dict[str, Any], style: str = "markdown") -> str:
     """One row per scenario and driver, then ours/stock.
 
-    :param style: ``markdown`` or ``rst`` (the README's table).
+    :param style: ``markdown`` or ``rst`` (the documentation's table).
     """
     headers, rows = _main_rows(results)
     if style == "rst":

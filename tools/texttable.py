@@ -40,7 +40,7 @@ def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def rst(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Render a reStructuredText simple table (for README.rst)."""
+    """Render a reStructuredText simple table (for the documentation)."""
     cells = [list(headers)] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     rule = "  ".join("=" * w for w in widths)

@@ -11,8 +11,9 @@
 #    under the License.
 """Upstream tests that assert stock behaviour changed on purpose.
 
-Each entry maps the end of an upstream test id to the reason. README.rst
-lists the same table; keep them in step.
+Each entry maps the end of an upstream test id to the reason. The
+contributor guide (doc/source/contributor/testing.rst) lists the same
+table; keep them in step.
 """
 
 import unittest

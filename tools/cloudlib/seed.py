@@ -11,14 +11,14 @@
 #    under the License.
 """The seed scenario, end to end with the ``openstack`` client.
 
-``tools/cloud seed`` runs, as the non-admin project, what README.rst
-shows: an image upload, three 60 GiB volumes from it (a cache miss, then
-hits), a 62 GiB one, a clone, a volume from a snapshot and an extend. After
-each step it prints what ``openstack volume show`` says, the size of the
-array volume (asked of the gateway's REST API) and the project's
-``gigabytes`` usage from ``openstack quota show --usage``; then it deletes
-what it made. Run it once with ``tools/cloud up`` and once with ``tools/cloud
-up --driver stock`` to compare.
+``tools/cloud seed`` runs, as the non-admin project, what the contributor
+guide's cloud page (doc/source/contributor/cloud.rst) shows: an image upload,
+three 60 GiB volumes from it (a cache miss, then hits), a 62 GiB one, a clone,
+a volume from a snapshot and an extend. After each step it prints what
+``openstack volume show`` says, the size of the array volume (asked of the
+gateway's REST API) and the project's ``gigabytes`` usage from ``openstack
+quota show --usage``; then it deletes what it made. Run it once with
+``tools/cloud up`` and once with ``tools/cloud up --driver stock`` to compare.
 """
 
 import json

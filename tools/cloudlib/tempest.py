@@ -102,7 +102,8 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
         "setUp creates a keypair through Nova's API and errors. This cloud "
         "has no Nova."),
 )
-"""Tests never run on this cloud. Each carries its reason (README)."""
+"""Tests never run on this cloud. Each carries its reason (the
+contributor guide, doc/source/contributor/cloud.rst)."""
 
 
 @dataclasses.dataclass
