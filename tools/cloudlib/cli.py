@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "middle of a cache miss's image copy, "
                                  "restart it, retry once, check what is "
                                  "left")
+    commands.add_parser(
+        "cinder-store", help="a volume uploaded to a cinder:// image, a "
+                             "volume cloned from it, and the attacks on "
+                             "other projects' image volumes; the "
+                             "services restarted with "
+                             "image_upload_use_cinder_backend for the run")
     switch = commands.add_parser(
         "switch-driver", help="restart both cinder-volume services with "
                               "the other driver (database, array, images "
@@ -142,6 +148,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "crash-rotation":
             from tools.cloudlib import crash_rotation
             return crash_rotation.main(description)
+        if args.command == "cinder-store":
+            from tools.cloudlib import cinder_store
+            return cinder_store.main(description)
         if args.command == "crash-cache-miss":
             from tools.cloudlib import crash_cache_miss
             return crash_cache_miss.main(description)

@@ -11,16 +11,16 @@
 #    under the License.
 """Start, describe and stop the one-machine cloud.
 
-``up`` starts, in this order: MariaDB, RabbitMQ and Redis (own data
-directories and ports), the PowerFlex gateway simulator (loop devices,
-links in ``/dev/disk/by-id`` as an SDC host has them), Keystone and Glance
-under gunicorn, then Cinder's API, scheduler and two cinder-volume services
-of one cluster with tooz coordination on Redis. cinder-volume loads the
-driver from this package installed into the services' virtualenv with
-``pip install`` (as the README tells operators), and attaches volumes with
-os-brick's own ``ScaleIOConnector``: an ``LD_PRELOAD`` shim answers the
-two ioctls os-brick sends to the SDC's ``/dev/scini`` (there is no SDC
-kernel module here); everything else os-brick does is its own.
+``up`` starts, in this order: MariaDB, RabbitMQ and Redis (own data directories
+and ports), the PowerFlex gateway simulator (loop devices, links in
+``/dev/disk/by-id`` as an SDC host has them), Keystone and Glance under
+gunicorn, then Cinder's API, scheduler and two cinder-volume services of one
+cluster with tooz coordination on Redis. cinder-volume loads the driver from
+this package installed into the services' virtualenv with ``pip install`` (as
+the install guide tells operators), and attaches volumes with os-brick's own
+``ScaleIOConnector``: an ``LD_PRELOAD`` shim answers the two ioctls os-brick
+sends to the SDC's ``/dev/scini`` (there is no SDC kernel module here);
+everything else os-brick does is its own.
 
 ``down`` stops all of it, in the reverse order, and removes ``.cloud/``.
 """
@@ -139,7 +139,7 @@ class Cloud:
     def ensure_venv(self) -> None:
         """Build the services' virtualenv once; install this package.
 
-        The package is installed as the README tells operators to
+        The package is installed as the install guide tells operators to
         (``pip install`` into Cinder's virtualenv, then ``pip check``),
         from this checkout, again on every ``up`` so that the cloud runs
         the code of the checkout.
@@ -436,6 +436,7 @@ class Cloud:
             "driver": driver, "region": layout.REGION,
             "keystone_url": layout.url("keystone", "/v3"),
             "admin": user("admin", "admin"), "demo": user("demo", "demo"),
+            "service": user("cinder", "service"),
             "ids": ids,
             "cinder_url": layout.url("cinder", "/v3"),
             "glance_url": layout.url("glance"),

@@ -13,8 +13,8 @@
 
 Each function returns the sections of one file as ``{section: {option:
 value}}``; :func:`write` writes them (mode 0600: they hold passwords).
-The Cinder backend section is the README's configuration example with the
-simulated gateway's address, credentials and CA certificate.
+The Cinder backend section is the install guide's configuration example
+with the simulated gateway's address, credentials and CA certificate.
 """
 
 import configparser
@@ -75,17 +75,34 @@ def keystone(lay: layout.Layout, database: str) -> Sections:
 
 
 def glance(lay: layout.Layout, database: str, password: str) -> Sections:
-    """glance-api.conf: file store, no image cache of its own."""
+    """glance-api.conf: file store, no image cache of its own.
+
+    Beside the file store (the default), a ``cinder`` store, as operators
+    without Ceph give Glance one: it takes the ``cinder://`` locations of
+    volumes Cinder uploads with ``image_upload_use_cinder_backend``. It
+    looks volumes up as the glance service user; it cannot read them (that
+    would attach them to this host through os-brick, and the cloud gives
+    Glance no PowerFlex client). Glance does not read a location's data to
+    hash it (``do_secure_hash``).
+    """
     return {
         "DEFAULT": {
             "log_file": lay.path("log", "glance-app.log"),
-            "enabled_backends": "fs:file",
+            "enabled_backends": "fs:file,cinder:cinder",
             "show_image_direct_url": True,
             "show_multiple_locations": False,
+            "do_secure_hash": False,
         },
         "database": {"connection": database},
         "glance_store": {"default_backend": "fs"},
         "fs": {"filesystem_store_datadir": lay.path("glance", "images")},
+        "cinder": {
+            "cinder_store_auth_address": layout.url("keystone", "/v3"),
+            "cinder_store_user_name": "glance",
+            "cinder_store_password": password,
+            "cinder_store_project_name": "service",
+            "cinder_os_region_name": layout.REGION,
+        },
         "os_glance_staging_store": {
             "filesystem_store_datadir": lay.path("glance", "staging")},
         "os_glance_tasks_store": {
@@ -114,9 +131,9 @@ def cinder(lay: layout.Layout, *, database: str, transport: str,
         "image_volume_cache_max_count": 50,
     }
     powerflex.update(backend)
-    # The README's example backs the backend with one pool: with two, the
-    # scheduler spreads volumes over both and Cinder keeps one cache entry
-    # (and downloads the image once) per pool.
+    # The install guide's example backs the backend with one pool: with two,
+    # the scheduler spreads volumes over both and Cinder keeps one cache
+    # entry (and downloads the image once) per pool.
     powerflex["powerflex_storage_pools"] = "PD1:SP1"
     return {
         "DEFAULT": {
@@ -152,6 +169,18 @@ def cinder(lay: layout.Layout, *, database: str, transport: str,
         "database": {"connection": database},
         "coordination": {"backend_url": coordination},
         "keystone_authtoken": _authtoken("cinder", password),
+        # Glance's API for adding an image location asks for the service
+        # role: Cinder registers an uploaded volume's cinder:// location
+        # as its service user.
+        "glance": {
+            "auth_type": "password",
+            "auth_url": layout.url("keystone", "/v3"),
+            "username": "cinder",
+            "password": password,
+            "project_name": "service",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
         "oslo_concurrency": {"lock_path": lay.path("lock", "cinder")},
         "oslo_messaging_notifications": {"driver": "noop"},
         layout.BACKEND: powerflex,

@@ -75,6 +75,8 @@ SERVICE_PACKAGES = (
     "tempest==47.0.0",
     "cinder-tempest-plugin==1.23.0",
     "python-openstackclient",
+    # Glance's cinder store (cinder:// locations) talks to Cinder with it.
+    "python-cinderclient",
     "PyMySQL",
     "gunicorn",
     "redis",

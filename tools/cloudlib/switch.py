@@ -228,8 +228,14 @@ class Switch:
         self.cloud._run([self.layout.venv_bin("pip"), "check"], "pip check")
         return time.monotonic() - started
 
-    def run(self, driver: str, reinstall: bool = False) -> dict[str, Any]:
+    def run(self, driver: str, reinstall: bool = False,
+            options: Optional[dict[tuple[str, str], str]] = None
+            ) -> dict[str, Any]:
         """Switch both volume services to ``driver``; return the figures.
+
+        ``options`` (``{(section, option): value}``) are set in the same
+        rewrite of ``cinder.conf``, for scenarios that restart the
+        services with an option of their own.
 
         :raises CloudError: the cloud is not up, a service does not come
             back, or its log shows the driver failed.
@@ -251,7 +257,8 @@ class Switch:
         path = self.conf_path()
         with open(path) as handle:
             text = handle.read()
-        new_text, changes = rewrite_conf(text, driver_options(driver))
+        new_text, changes = rewrite_conf(
+            text, {**driver_options(driver), **(options or {})})
         figures["changes"] = changes
         for section, option, old, new in changes:
             _log("%s: [%s] %s: %s -> %s" % (path, section, option, old, new))
