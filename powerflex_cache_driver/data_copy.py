@@ -473,6 +473,21 @@ class HostAssistedCopy:
             config.safe_get("use_multipath_for_image_xfer") or False,
             config.safe_get("enforce_multipath_for_image_xfer") or False)
 
+    def sweep_left_mappings(self) -> None:
+        """Unmap what copies ended with their process left mapped here.
+
+        Once per process and SDC, as the first copy does
+        (:meth:`~powerflex_cache_driver.host_attach.HostAttacher.sweep`);
+        a failure is logged, not raised.
+        """
+        try:
+            host_attach.HostAttacher(
+                self.driver, self.connector_properties()).sweep_once()
+        except Exception:
+            LOG.warning("Could not look for volumes that copies left mapped "
+                        "to this host when their process ended.",
+                        exc_info=True)
+
     def copy(self, context: Any, src_volume: Any, dst_volume: Any,
              skip_zeros: bool, data_bytes: Optional[int] = None
              ) -> CopyStats:

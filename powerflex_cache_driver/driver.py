@@ -892,8 +892,14 @@ class PowerFlexCacheMixin:
         looked up by the name it was given, and removed unless another
         Cinder record owns it or it is mapped
         (:func:`~powerflex_cache_driver.lost_answer.remove_late_create`).
+        A copy into the volume that ended with its service (a restart in
+        the middle of a copy across pools) left it mapped to this host
+        before Cinder learnt its id: the mappings such copies left are
+        removed first.
         """
         if not volume.provider_id:
+            if host_attach.driver_maps_sdc(self):
+                data_copy.HostAssistedCopy(self).sweep_left_mappings()
             lost_answer.remove_late_create(self._get_client(), volume)
         try:
             super().delete_volume(volume)

@@ -173,6 +173,24 @@ class HostAttachTest(base.OurDriverTestCase):
                          [host_mappings.provider_id_of(record.key)
                           for record in host_mappings.stale_records()])
 
+    def test_volume_a_killed_copy_left_mapped_without_its_id_deleted(
+            self) -> None:
+        """A restart mid-copy across pools: the array volume goes too.
+
+        The service was stopped while it copied into the new volume, so
+        Cinder never recorded its array volume; the copy's mapping of it
+        is still there when the user deletes the volume in error.
+        """
+        volume, _unused = self.create_volume(8)
+        array_id = volume.provider_id
+        self._dead_copy_holding(volume)
+        volume.provider_id = None
+        volume.status = fields.VolumeStatus.ERROR
+        volume.save()
+        self.delete_volume(volume)
+        self.assertNotIn(array_id, self.sim.array.volumes)
+        self.assertEqual([], self._records())
+
     def test_mapping_of_a_killed_copy_removed_by_the_first_copy(
             self) -> None:
         """The first copy of the process sweeps, once."""
