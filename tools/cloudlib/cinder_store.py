@@ -116,24 +116,40 @@ class Scenario(crash_rotation.Scenario):
         path = self.log_path("gateway.log")
         return {path: storm.Storm.size_of(path)}
 
+    def request_volume(self, session: api.Session, name: str, size: int,
+                       image_id: str, volume_type: Optional[str] = None
+                       ) -> str:
+        """Ask for a volume from an image; its id (not waited for).
+
+        :raises ApiError: the API refused it.
+        """
+        volume = {"name": name, "size": size, "imageRef": image_id}
+        if volume_type:
+            volume["volume_type"] = volume_type
+        volume_id = session.call("POST", "cinder", "/v3/volumes", body={
+            "volume": volume})["volume"]["id"]
+        self.volumes.append((session, volume_id))
+        return volume_id
+
     def new_volume(self, session: api.Session, name: str, size: int,
-                   image_id: str) -> tuple[Optional[str], str]:
+                   image_id: str, volume_type: Optional[str] = None
+                   ) -> tuple[Optional[str], str]:
         """Ask for a volume from an image; (its id or None, the answer)."""
         try:
-            volume_id = session.call("POST", "cinder", "/v3/volumes", body={
-                "volume": {"name": name, "size": size,
-                           "imageRef": image_id}})["volume"]["id"]
+            volume_id = self.request_volume(session, name, size, image_id,
+                                            volume_type)
         except api.ApiError as exc:
             return None, "refused by the API: %d" % exc.status
-        self.volumes.append((session, volume_id))
+        return volume_id, self.settled_any(volume_id)
 
+    def settled_any(self, volume_id: str) -> str:
+        """Wait until the volume is neither creating nor downloading."""
         def status() -> Optional[str]:
             current = self.volume_row(volume_id).get("status")
             return None if current in (None, "creating", "downloading") \
                 else current
-        return volume_id, procs.wait_until(
-            status, crash_rotation.WAIT_SECONDS,
-            "volume %s out of creating" % volume_id)
+        return procs.wait_until(status, crash_rotation.WAIT_SECONDS,
+                                "volume %s out of creating" % volume_id)
 
     def user_messages(self, session: api.Session, volume_id: str
                       ) -> list[str]:
@@ -196,6 +212,8 @@ class Scenario(crash_rotation.Scenario):
         self.restart_with(True)
         try:
             self.steps()
+        except (api.ApiError, procs.CloudError) as exc:
+            self.check(False, "the run stopped: %s" % exc)
         finally:
             self.clean_up()
             self.restart_with(False)
@@ -207,13 +225,20 @@ class Scenario(crash_rotation.Scenario):
         """Restart both volume services with the upload options set."""
         value = "True" if enabled else "False"
         options = {(layout.BACKEND, name): value for name in UPLOAD_OPTIONS}
+        options.update(self.extra_options(enabled))
         figures = switch.Switch().run(self.driver, options=options)
         errors = [line for service in figures["services"]
                   for line in service["errors"]]
         self.check(not errors, "errors in the volume services' logs after "
                    "the restart: %s" % errors[:3])
-        _log("volume services restarted with %s = %s in %.1f s"
-             % (" and ".join(UPLOAD_OPTIONS), value, figures["seconds"]))
+        _log("volume services restarted with %s in %.1f s"
+             % (", ".join("%s = %s" % (option, value) for (_section, option),
+                          value in sorted(options.items())),
+                figures["seconds"]))
+
+    def extra_options(self, enabled: bool) -> dict[tuple[str, str], str]:
+        """More backend options for the run (none here)."""
+        return {}
 
     def steps(self) -> None:
         """The upload, the clone and the attacks."""
@@ -430,7 +455,17 @@ class Scenario(crash_rotation.Scenario):
                 "SELECT id FROM cinder.volumes WHERE deleted = 0 AND "
                 "project_id = '%s' AND display_name LIKE 'image-%%';"
                 % self.internal):
-            self.delete(self.admin, volume_id)
+            # Glance's cinder store deletes an image's volume with the
+            # image: wait for that delete, or delete what is left.
+            if self.volume_row(volume_id).get("status") == "deleting":
+                self.wait_deleted(volume_id)
+                continue
+            try:
+                self.delete(self.admin, volume_id)
+            except api.ApiError as exc:
+                # Gone meanwhile (404) is what was wanted.
+                self.check(exc.status == 404, "deleting %s: %s"
+                           % (volume_id, exc))
         if self.intruder:
             self.admin.call("DELETE", "keystone", "/v3/users/%s"
                             % self.intruder["user_id"])

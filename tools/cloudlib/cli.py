@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "restart it, retry once, check what is "
                                  "left")
     commands.add_parser(
+        "crash-cross-pool", help="kill a cinder-volume service in the "
+                                 "middle of a copy across storage pools "
+                                 "(SIGTERM, then SIGKILL), restart it, "
+                                 "retry once, check what is left; the "
+                                 "services serve two pools for the run")
+    commands.add_parser(
         "cinder-store", help="a volume uploaded to a cinder:// image, a "
                              "volume cloned from it, and the attacks on "
                              "other projects' image volumes; the "
@@ -148,6 +154,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "crash-rotation":
             from tools.cloudlib import crash_rotation
             return crash_rotation.main(description)
+        if args.command == "crash-cross-pool":
+            from tools.cloudlib import crash_cross_pool
+            return crash_cross_pool.main(description)
         if args.command == "cinder-store":
             from tools.cloudlib import cinder_store
             return cinder_store.main(description)
