@@ -26,6 +26,7 @@ import ssl
 import threading
 from typing import Any, Iterable, Optional
 
+from powerflex_cache_driver.simulator import array as sim_array
 from powerflex_cache_driver.simulator import auth
 from powerflex_cache_driver.simulator import calllog
 from powerflex_cache_driver.simulator import faults as faults_mod
@@ -51,7 +52,7 @@ class GatewaySimulator:
     :param password: accepted login password (never logged or recorded).
     :param protection_domain: protection domain name.
     :param pools: storage pool names (or mappings, see
-        :class:`~powerflex_cache_driver.simulator.model.Array`).
+        :class:`~powerflex_cache_driver.simulator.array.Array`).
     :param sdc_guids: one SDC per GUID.
     :param nvme_host_nqns: one NVMe host per NQN.
     :param snapshot_limit: snapshots per VTree (None: 126, or 1022 on EC).
@@ -114,7 +115,7 @@ class GatewaySimulator:
         self.by_id_dir = (os.path.abspath(os.fspath(by_id_dir))
                           if by_id_dir is not None
                           else os.path.join(self.workdir, "by-id"))
-        self.array = model.Array(
+        self.array = sim_array.Array(
             self.workdir, self.by_id_dir, gen_type=gen_type,
             version=version or ("5.0" if is_ec else "4.5"),
             protection_domain=protection_domain, pools=pools,

@@ -26,6 +26,7 @@ import re
 from typing import Any, Callable, Optional
 from urllib.parse import unquote
 
+from powerflex_cache_driver.simulator import array as sim_array
 from powerflex_cache_driver.simulator import auth
 from powerflex_cache_driver.simulator import errors
 from powerflex_cache_driver.simulator import model
@@ -39,7 +40,7 @@ _VOL = r"(?P<volume_id>[^/]+)"
 class Request:
     """What a handler needs to answer one request."""
 
-    array: model.Array
+    array: sim_array.Array
     tokens: auth.TokenStore
     params: dict[str, str]
     body: Any
@@ -112,7 +113,7 @@ def _ids(body: Any) -> list[str]:
     return ids
 
 
-def _target_host(array: model.Array, data: dict[str, Any]) -> model.Host:
+def _target_host(array: sim_array.Array, data: dict[str, Any]) -> model.Host:
     if data.get("sdcId") is not None:
         return array.get_host(data["sdcId"])
     if data.get("hostId") is not None:

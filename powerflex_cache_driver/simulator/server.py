@@ -34,23 +34,42 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Optional, TYPE_CHECKING
+from typing import Any, Optional, Protocol
 
 from powerflex_cache_driver.simulator import _stdlib
+from powerflex_cache_driver.simulator import array as sim_array
 from powerflex_cache_driver.simulator import auth
 from powerflex_cache_driver.simulator import calllog
 from powerflex_cache_driver.simulator import control
 from powerflex_cache_driver.simulator import errors
+from powerflex_cache_driver.simulator import faults as faults_mod
 from powerflex_cache_driver.simulator import handlers
-
-if TYPE_CHECKING:  # pragma: no cover
-    from powerflex_cache_driver.simulator import gateway
 
 LOG = logging.getLogger(__name__)
 http_server = _stdlib.http_server()
 socketserver = _stdlib.socketserver()
 MAX_BODY = 16 * 1024 * 1024
 IDLE_TIMEOUT = 120.0
+
+
+class Served(Protocol):
+    """What a :class:`GatewayServer` serves, and all it uses of it.
+
+    :class:`~powerflex_cache_driver.simulator.gateway.GatewaySimulator` is
+    one; the server knows it by this description only, so the gateway
+    module imports this one and never the other way round.
+    """
+
+    #: The stateful array the requests act on.
+    array: sim_array.Array
+    #: The login tokens.
+    tokens: auth.TokenStore
+    #: Latency, injected errors and dropped connections.
+    faults: faults_mod.FaultInjector
+    #: The request log.
+    log: calllog.CallLog
+    #: Answer 401 with the JSON envelope rather than the HTML page.
+    json_401: bool
 
 
 class GatewayRequestHandler(http_server.BaseHTTPRequestHandler):
@@ -263,7 +282,8 @@ class GatewayServer(http_server.ThreadingHTTPServer):
 
     :param address: ``(host, port)``; port 0 picks a free port.
     :param context: server-side TLS context.
-    :param sim: the simulator providing array, tokens, faults and log.
+    :param sim: what to serve: the simulator providing array, tokens,
+        faults and log.
     """
 
     daemon_threads = True
@@ -271,7 +291,7 @@ class GatewayServer(http_server.ThreadingHTTPServer):
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], context: ssl.SSLContext,
-                 sim: "gateway.GatewaySimulator") -> None:
+                 sim: Served) -> None:
         self.ssl_context = context
         self.gateway = sim
         self._connections: set[socket.socket] = set()

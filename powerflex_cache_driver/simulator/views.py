@@ -17,6 +17,7 @@ The field sets are realistic supersets of what Cinder and os-brick read
 
 from typing import Any, Optional
 
+from powerflex_cache_driver.simulator import array as sim_array
 from powerflex_cache_driver.simulator import model
 
 
@@ -24,7 +25,7 @@ def _link(rel: str, href: str) -> dict[str, str]:
     return {"rel": rel, "href": href}
 
 
-def volume(array: model.Array, vol: model.Volume) -> dict[str, Any]:
+def volume(array: sim_array.Array, vol: model.Volume) -> dict[str, Any]:
     """Return the ``GET /api/instances/Volume::{id}`` object."""
     mapped: Optional[list[dict[str, Any]]] = None
     if vol.mappings:
@@ -92,7 +93,7 @@ def volume(array: model.Array, vol: model.Volume) -> dict[str, Any]:
     return result
 
 
-def vtree(array: model.Array, tree: model.VTree) -> dict[str, Any]:
+def vtree(array: sim_array.Array, tree: model.VTree) -> dict[str, Any]:
     """Return the ``GET /api/instances/VTree::{id}`` object."""
     members = array.vtree_members(tree.id)
     member_ids = {m.id for m in members}
@@ -126,7 +127,7 @@ def vtree(array: model.Array, tree: model.VTree) -> dict[str, Any]:
     }
 
 
-def pool(array: model.Array, sp: model.StoragePool) -> dict[str, Any]:
+def pool(array: sim_array.Array, sp: model.StoragePool) -> dict[str, Any]:
     """Return the ``GET /api/instances/StoragePool::{id}`` object."""
     result: dict[str, Any] = {
         "id": sp.id,
@@ -161,7 +162,7 @@ def pool(array: model.Array, sp: model.StoragePool) -> dict[str, Any]:
     return result
 
 
-def protection_domain(array: model.Array) -> dict[str, Any]:
+def protection_domain(array: sim_array.Array) -> dict[str, Any]:
     """Return the ``GET /api/instances/ProtectionDomain::{id}`` object."""
     pd = array.protection_domain
     return {
@@ -178,7 +179,7 @@ def protection_domain(array: model.Array) -> dict[str, Any]:
     }
 
 
-def host(array: model.Array, item: model.Host) -> dict[str, Any]:
+def host(array: sim_array.Array, item: model.Host) -> dict[str, Any]:
     """Return an SDC or NVMe host as listed by ``Sdc`` and ``Host``."""
     sdc = item.host_type == model.SDC_HOST
     kind = "Sdc" if sdc else "Host"
@@ -213,7 +214,7 @@ def host(array: model.Array, item: model.Host) -> dict[str, Any]:
     }
 
 
-def sdt(array: model.Array, item: model.Sdt) -> dict[str, Any]:
+def sdt(array: sim_array.Array, item: model.Sdt) -> dict[str, Any]:
     """Return an NVMe target as listed by ``GET /api/types/Sdt/instances``."""
     return {
         "id": item.id,
@@ -232,7 +233,7 @@ def sdt(array: model.Array, item: model.Sdt) -> dict[str, Any]:
     }
 
 
-def system(array: model.Array) -> dict[str, Any]:
+def system(array: sim_array.Array) -> dict[str, Any]:
     """Return the ``System`` object."""
     return {
         "id": array.system_id,

@@ -36,7 +36,7 @@ class TestLoopDevices(base.SimulatorTestCase):
         super().setUp()
         self.sdc = self.sim.sdc_ids[base.SDC_GUID]
         self.logger = self.useFixture(fixtures.FakeLogger(
-            name="powerflex_cache_driver.simulator.model",
+            name="powerflex_cache_driver.simulator.devices",
             level=logging.WARNING))
 
     def mapped_volume(self, size_gib=8):
