@@ -54,6 +54,7 @@ from oslo_utils import importutils
 from oslo_utils import units
 import requests
 
+from powerflex_cache_driver import cinder_locations
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import create_flow
 from powerflex_cache_driver import data_copy
@@ -615,7 +616,7 @@ class PowerFlexCacheMixin:
         An array snapshot stays in its source's storage pool; a clone
         placed in another pool is a new volume there, with the data copied.
         """
-        if image_clone.same_pool(volume, source):
+        if cinder_locations.same_pool(volume, source):
             return False
         LOG.info("Volume %(vol)s: source %(src)s is in storage pool "
                  "%(src_pool)s, not %(pool)s; copying through this host.",

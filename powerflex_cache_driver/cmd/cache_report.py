@@ -29,10 +29,10 @@ from cinder.volume import volume_utils
 from oslo_log import log as logging
 from oslo_utils import units
 
+from powerflex_cache_driver import cache_entries
 from powerflex_cache_driver.cmd import common
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import half_made
-from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import lost_answer
 
 LOG = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def _load_volume(ctx: Any, volume_id: str) -> Optional[Any]:
 def _written_bytes(ctx: Any, volume_id: str) -> Optional[int]:
     metadata = db.volume_admin_metadata_get(ctx, volume_id)
     try:
-        return int(metadata[image_clone.IMAGE_BYTES_KEY])
+        return int(metadata[cache_entries.IMAGE_BYTES_KEY])
     except (KeyError, ValueError, TypeError):
         return None
 
@@ -249,7 +249,7 @@ def _fill_image(report: EntryReport, entry: Any, ctx: Any,
             report.virtual_size_bytes = int(image["virtual_size"])
             report.virtual_size_source = "image service"
         if (image.get("updated_at") and
-                not image_clone.entry_is_fresh(entry, image)):
+                not cache_entries.entry_is_fresh(entry, image)):
             report.flag(STALE)
     if report.image_name is None and volume is not None:
         report.image_name = _image_name_from_glance_metadata(ctx, volume.id)

@@ -40,11 +40,11 @@ from cinder.volume import volume_types
 from oslo_config import cfg
 from oslo_utils import units
 
+from powerflex_cache_driver import cache_entries
 from powerflex_cache_driver.cmd import block_storage
 from powerflex_cache_driver.cmd import cache_report
 from powerflex_cache_driver.cmd import common
 from powerflex_cache_driver.cmd import reconcile as reconcile_mod
-from powerflex_cache_driver import image_clone
 
 CONF = common.CONF
 
@@ -269,7 +269,7 @@ def fresh_entry(ctx: Any, backends: Sequence[common.Backend],
     """
     for backend in backends:
         for entry in cache_report.entries_of(ctx, backend, image["id"]):
-            if image_clone.entry_is_fresh(entry, image):
+            if cache_entries.entry_is_fresh(entry, image):
                 return entry
     return None
 

@@ -36,7 +36,7 @@ from cinder import exception
 from cinder.image import image_utils
 from oslo_utils import units
 
-from powerflex_cache_driver import image_clone
+from powerflex_cache_driver import cache_entries
 from tests.functional import base
 from tests.functional import cloud
 from tests.functional import images
@@ -100,7 +100,7 @@ class ContainersScenario:
             self.assertEqual(
                 str(written_bytes),
                 self.admin_metadata(self.cache_volume(meta["id"]))[
-                    image_clone.IMAGE_BYTES_KEY])
+                    cache_entries.IMAGE_BYTES_KEY])
         self.assert_array_matches_db()
 
     def admin_metadata(self, volume: Any) -> dict:

@@ -42,7 +42,7 @@ from cinder import objects
 import fixtures
 from oslo_utils import units
 
-from powerflex_cache_driver import image_clone
+from powerflex_cache_driver import cache_entries
 from powerflex_cache_driver import quota_charge
 from tests.functional import base
 from tests.functional import cloud
@@ -365,7 +365,7 @@ class SizesScenario:
             # path or by the first release records nothing and is copied
             # whole. This one stands for such an entry.
             db_api.volume_admin_metadata_delete(
-                self.admin_ctx, entry.id, image_clone.IMAGE_BYTES_KEY)
+                self.admin_ctx, entry.id, cache_entries.IMAGE_BYTES_KEY)
         cache_tail = self._write_tail(entry, CACHE_TAIL_OFFSET, "entry")
         second, _unused = self.create_volume(1, image_id=meta["id"])
         self.assertEqual(cache_tail, self._read(second, CACHE_TAIL_OFFSET))

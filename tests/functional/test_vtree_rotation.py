@@ -50,6 +50,7 @@ from powerflex_cache_driver import data_copy
 from powerflex_cache_driver import host_attach
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
+from powerflex_cache_driver import vtree_rotation
 from tests.functional import base
 from tests.functional import cloud
 
@@ -416,8 +417,8 @@ class TestInterruptedRotationOurs(RotationHelpers, base.OurDriverTestCase):
 
         # The rotation as far as the copy, then the service is gone.
         cloner = image_clone.ImageCloner(self.driver)
-        half = cloner._internal_volume(internal, full_entry, 8, meta["id"])
-        cloner._create_internal_volume(internal, half, meta["id"])
+        half = cloner.volumes.new(internal, full_entry, 8, meta["id"])
+        cloner.volumes.create(internal, half, meta["id"])
         half.update(self.driver.create_volume(half))
         half.save()
         copier = data_copy.HostAssistedCopy(self.driver)
@@ -500,8 +501,9 @@ class TestStormFillsEachNewEntryOurs(RotationHelpers, base.OurDriverTestCase):
                 return real_clone(volume, source)
             entry = self.cache_entries(image_meta["id"])[0]
             other = image_clone.ImageCloner(self.driver)
-            self.assertIs(image_clone.Rotation.COPIED,
-                          other._rotate(internal, volume, entry, image_meta))
+            self.assertIs(vtree_rotation.Rotation.COPIED,
+                          other.rotator.rotate(internal, volume, entry,
+                                               image_meta))
             made.append(self.cache_entries(image_meta["id"])[0]["volume_id"])
             raise exception.SnapshotLimitReached(set_limit=VTREE_LIMIT)
 

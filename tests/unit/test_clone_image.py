@@ -17,6 +17,7 @@ from unittest import mock
 from cinder import context
 from cinder.db import api as db_api
 from cinder import exception
+from cinder.image import image_utils
 from cinder import objects
 from cinder import quota
 from cinder.tests.unit import utils as test_utils
@@ -24,10 +25,13 @@ import fixtures
 from oslo_utils import units
 from oslo_utils import uuidutils
 
+from powerflex_cache_driver import cache_entries
+from powerflex_cache_driver import cinder_locations
 from powerflex_cache_driver import half_made
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
 from powerflex_cache_driver import quota_charge
+from powerflex_cache_driver import vtree_rotation
 from tests.unit import base
 
 INTERNAL_PROJECT = "0b9a6c3cd2a44c0f9bd7b3e3a3f5e9a1"
@@ -227,8 +231,8 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         entry_volume = self.cache_entry(image_meta)
         self.gateway.fail("snapshotVolumes", *VTREE_FULL)
         with mock.patch("cinder.volume.api.API.delete") as delete, \
-                mock.patch.object(image_clone.ImageCloner,
-                                  "_copy_to_new_cache_volume",
+                mock.patch.object(vtree_rotation.Rotator,
+                                  "copy_to_new_cache_volume",
                                   side_effect=exception.ImageCopyFailure(
                                       reason="attach failed")):
             self.assertEqual(MISS, self.clone(
@@ -291,14 +295,14 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         entry_volume = self.cache_entry(image_meta)
         db_api.volume_admin_metadata_update(
             self.ctx, entry_volume.id,
-            {image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi)}, False)
+            {cache_entries.IMAGE_BYTES_KEY: str(3 * units.Gi)}, False)
         (_unused, cloned), copy = self.rotate(driver, image_meta)
         self.assertTrue(cloned)
         self.assertEqual(3 * units.Gi, copy.call_args.args[3])
         [new] = [v for v in self.internal_volumes()
                  if v.id != entry_volume.id]
         self.assertEqual(str(3 * units.Gi), db_api.volume_admin_metadata_get(
-            self.ctx, new.id)[image_clone.IMAGE_BYTES_KEY])
+            self.ctx, new.id)[cache_entries.IMAGE_BYTES_KEY])
 
     def test_rotation_of_an_entry_made_elsewhere_copies_everything(self):
         driver = self.driver()
@@ -336,7 +340,7 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         entry_volume = self.cache_entry(image_meta, size=8, physical=8)
         db_api.volume_admin_metadata_update(
             self.ctx, entry_volume.id,
-            {image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi)}, False)
+            {cache_entries.IMAGE_BYTES_KEY: str(3 * units.Gi)}, False)
         error = self.assertRaises(exception.ImageUnacceptable, self.clone,
                                   driver, self.new_volume(1), image_meta)
         self.assertIn("Image virtual size is 3GB and doesn't fit in a "
@@ -359,10 +363,10 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         # the look again under the image's lock.
         entries = [db_api.image_volume_cache_get_all(self.ctx)[0], None,
                    None, None]
-        with mock.patch.object(cloner, "_cache_entry",
+        with mock.patch.object(cloner.entries, "entry",
                                side_effect=entries), \
-                mock.patch.object(cloner,
-                                  "_copy_to_new_cache_volume") as copy:
+                mock.patch.object(cloner.rotator,
+                                  "copy_to_new_cache_volume") as copy:
             self.assertEqual(MISS, cloner.clone_image(
                 self.project_ctx.elevated(), self.new_volume(60), None,
                 image_meta, None))
@@ -388,7 +392,7 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         def cloned(*args):
             lock_held_at_clone.append(bool(held))
             return clone(*args)
-        with mock.patch.object(cloner, "_cache_entry",
+        with mock.patch.object(cloner.entries, "entry",
                                side_effect=[None, entry]), \
                 mock.patch.object(image_clone.coordination.COORDINATOR,
                                   "get_lock", return_value=lock) as get, \
@@ -418,10 +422,10 @@ class CloneImage(CloneImageFixtures, base.DriverTestCase):
         # The entry met full, the one the lock holder made, and the one
         # this create looks up after the replacement.
         entries = [full_entry, new_entry, new_entry]
-        with mock.patch.object(cloner, "_cache_entry",
+        with mock.patch.object(cloner.entries, "entry",
                                side_effect=entries), \
-                mock.patch.object(cloner,
-                                  "_copy_to_new_cache_volume") as copy:
+                mock.patch.object(cloner.rotator,
+                                  "copy_to_new_cache_volume") as copy:
             model_update, cloned = cloner.clone_image(
                 self.project_ctx.elevated(), self.new_volume(60), None,
                 image_meta, None)
@@ -647,7 +651,7 @@ class HalfMadePurge(CloneImageFixtures, base.DriverTestCase):
         internal = context.get_internal_tenant_context()
         with mock.patch("cinder.volume.api.API.delete") as delete:
             deleted = half_made.purge(internal, image_id, like,
-                                      image_clone.same_backend)
+                                      cinder_locations.same_backend)
         self.assertEqual(sorted(expected), sorted(deleted))
         self.assertEqual(
             expected, {call.args[1].id: call.kwargs["force"]
@@ -667,7 +671,7 @@ class HalfMadePurge(CloneImageFixtures, base.DriverTestCase):
                                      None]) as delete:
             deleted = half_made.purge(internal, image_id,
                                       self.new_volume(8),
-                                      image_clone.same_backend)
+                                      cinder_locations.same_backend)
         self.assertEqual(2, delete.call_count)
         self.assertEqual(1, len(deleted))
         self.assertIn(deleted[0], (first, second))
@@ -688,22 +692,22 @@ class Helpers(base.DriverTestCase):
 
     def test_cinder_volume_ids(self):
         vol_id = uuidutils.generate_uuid()
-        self.assertEqual([vol_id], image_clone.cinder_volume_ids(
+        self.assertEqual([vol_id], cinder_locations.cinder_volume_ids(
             ("cinder://%s" % vol_id,
              [{"url": "cinder://store/%s" % vol_id},
               {"url": "http://glance/x"}, {"url": None},
               {"url": "cinder://not-a-uuid"}])))
-        self.assertEqual([], image_clone.cinder_volume_ids(None))
+        self.assertEqual([], cinder_locations.cinder_volume_ids(None))
 
     def test_entry_freshness_compares_utc(self):
         entry = {"image_updated_at": datetime.datetime(2026, 11, 1, 12, 0)}
         plus_one = datetime.timezone(datetime.timedelta(hours=1))
-        self.assertTrue(image_clone.entry_is_fresh(
+        self.assertTrue(cache_entries.entry_is_fresh(
             entry, {"updated_at": datetime.datetime(2026, 11, 1, 13, 0,
                                                     tzinfo=plus_one)}))
-        self.assertFalse(image_clone.entry_is_fresh(
+        self.assertFalse(cache_entries.entry_is_fresh(
             entry, {"updated_at": UPDATED + datetime.timedelta(seconds=1)}))
-        self.assertTrue(image_clone.entry_is_fresh(
+        self.assertTrue(cache_entries.entry_is_fresh(
             entry, {"updated_at": "2026-11-01T12:00:00Z"}))
 
     def test_same_backend_in_a_cluster_ignores_the_pool(self):
@@ -718,8 +722,8 @@ class Helpers(base.DriverTestCase):
         other = test_utils.create_volume(
             self.ctx, host="node1@other#PD1:SP1",
             cluster_name="cluster@other#PD1:SP1")
-        self.assertTrue(image_clone.same_backend(sp1, sp2))
-        self.assertFalse(image_clone.same_backend(sp1, other))
+        self.assertTrue(cinder_locations.same_backend(sp1, sp2))
+        self.assertFalse(cinder_locations.same_backend(sp1, other))
 
     def test_same_backend_needs_a_host_or_cluster_on_both(self):
         """Issue 20 item 8: no host or cluster is no backend, not an error.
@@ -736,16 +740,16 @@ class Helpers(base.DriverTestCase):
         for a, b in ((clustered, lone), (lone, clustered),
                      (lone, unplaced), (unplaced, lone),
                      (clustered, unplaced), (unplaced, unplaced)):
-            self.assertFalse(image_clone.same_backend(a, b))
-        self.assertTrue(image_clone.same_backend(lone, lone))
+            self.assertFalse(cinder_locations.same_backend(a, b))
+        self.assertTrue(cinder_locations.same_backend(lone, lone))
 
     def test_same_pool_unknown_pool_is_same(self):
         volume = self.new_volume_like("cinder@powerflex#PD1:SP1")
-        self.assertTrue(image_clone.same_pool(
+        self.assertTrue(cinder_locations.same_pool(
             volume, self.new_volume_like("cinder@powerflex")))
-        self.assertFalse(image_clone.same_pool(
+        self.assertFalse(cinder_locations.same_pool(
             volume, self.new_volume_like("cinder@powerflex#PD1:SP2")))
-        self.assertFalse(image_clone.same_pool(
+        self.assertFalse(cinder_locations.same_pool(
             volume, self.new_volume_like("cinder@powerflex#PD2:SP1")))
 
     def new_volume_like(self, host):
@@ -767,11 +771,11 @@ class CacheMiss(base.DriverTestCase):
             "user", uuidutils.generate_uuid(), is_admin=False)
         self.volume_type = test_utils.create_volume_type(
             self.ctx, name="powerflex")
-        fetch = self.mock_object(image_clone.image_utils.TemporaryImages,
+        fetch = self.mock_object(image_utils.TemporaryImages,
                                  "fetch")
         fetch.return_value.__enter__.return_value = "/nonexistent/image"
         self.virtual_size = 3 * units.Gi
-        self.mock_object(image_clone.image_utils, "qemu_img_info",
+        self.mock_object(image_utils, "qemu_img_info",
                          side_effect=lambda path: mock.Mock(
                              virtual_size=self.virtual_size))
         self.copies = self.mock_object(image_clone.volume_utils,
@@ -831,7 +835,7 @@ class CacheMiss(base.DriverTestCase):
                          self.internal_usage())
         self.assertEqual(
             {"readonly": "True",
-             image_clone.IMAGE_BYTES_KEY: str(3 * units.Gi),
+             cache_entries.IMAGE_BYTES_KEY: str(3 * units.Gi),
              half_made.MADE_FOR_KEY: entry["image_id"]},
             db_api.volume_admin_metadata_get(self.ctx, entry_volume.id))
 
