@@ -9,11 +9,12 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Commands run from a source checkout: the demo and the benchmark.
+"""Commands run from a source checkout, and the test beds.
 
-``python -m tools.demo`` and ``python -m tools.bench`` drive the functional
-test harness (:mod:`tests.functional`) from a command line: Cinder's real
-volume manager, create-volume flow and image-volume cache against the
-PowerFlex gateway simulator, once with Cinder's stock PowerFlex driver and
-once with this package's driver.
+``python -m tools.demo`` and ``python -m tools.bench`` drive the in-process
+Cinder of the functional tests (:mod:`tools.beds`) from a command line:
+Cinder's real volume manager, create-volume flow and image-volume cache
+against the PowerFlex gateway simulator, once with Cinder's stock PowerFlex
+driver and once with this package's driver. ``tools/cloud`` (with
+:mod:`tools.cloudlib`) runs the real one-machine cloud.
 """

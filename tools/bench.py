@@ -19,11 +19,11 @@ Usage (as root, from the source checkout; ``tox -e bench`` runs it)::
 
 Runs every scenario (:mod:`tools.bench_scenarios`,
 :mod:`tools.bench_cluster`) with Cinder's ``PowerFlexDriver`` and with
-``PowerFlexCacheDriver``, each in a fresh cloud (Cinder's real volume
-manager and create-volume flow, the gateway simulator with a per-endpoint
-latency, see :mod:`tools.latency`), and writes ``doc/bench/latest.md``,
-``latest.json`` and ``latest.png``. Numbers, not tests: it fails only when
-a run cannot complete.
+``PowerFlexCacheDriver``, each in a fresh in-process Cinder (Cinder's real
+volume manager and create-volume flow, the gateway simulator with a
+per-endpoint latency, see :mod:`tools.latency`), and writes
+``doc/bench/latest.md``, ``latest.json`` and ``latest.png``. Numbers, not
+tests: it fails only when a run cannot complete.
 
 With ``--repeat K`` each scenario runs K rounds, stock first in odd rounds
 and ours first in even ones; the report gives the median of each round's
@@ -206,8 +206,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     table = latency.build(args.latency, args.latency_file, args.no_latency)
     settings = _settings(args)
 
-    def prepare(cloud: Any) -> None:
-        cloud.sim.faults.latency.update(table)
+    def prepare(cinder: Any) -> None:
+        cinder.sim.faults.latency.update(table)
 
     scenarios = bench_scenarios.sequential(settings)
     scenarios.append(bench_cluster.scenario(settings))
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": scenario.name,
                                  "description": scenario.description}
         entry["rounds"] = _run_rounds(
-            scenario.name, lambda cloud, s=scenario: s.run(cloud, settings),
+            scenario.name, lambda cinder, s=scenario: s.run(cinder, settings),
             prepare, args.repeat, texts)
         _combine(entry, texts)
         out.append(entry)

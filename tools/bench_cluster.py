@@ -33,25 +33,25 @@ SIZES = (60, 62, 64)
 """Requested sizes, in turn."""
 
 
-def run(cloud: Any, settings: bench_scenarios.Settings
+def run(cinder: Any, settings: bench_scenarios.Settings
         ) -> samples_mod.Measured:
     """Run the concurrent creates; return their times and shared costs."""
-    probe = probe_mod.Probe(cloud)
-    meta = bench_scenarios.seed_image(cloud)
-    cluster = cluster_mod.start(cloud, count=2)
+    probe = probe_mod.Probe(cinder)
+    meta = bench_scenarios.seed_image(cinder)
+    cluster = cluster_mod.start(cinder, count=2)
     volumes = []
     with probe.window() as totals:
         for index in range(settings.concurrent):
             volumes.append(cluster.api.create(
-                cloud.user_ctx, SIZES[index % len(SIZES)],
+                cinder.user_ctx, SIZES[index % len(SIZES)],
                 "vol-%s" % uuid.uuid4().hex[:8], None, image_id=meta["id"]))
         cluster.casts.drain()
         # Deletes our driver asks for through its own volume API (a
         # replaced cache entry) go to the harness's queue.
-        cloud.casts.drain()
+        cinder.casts.drain()
     samples = []
     for index, volume in enumerate(volumes):
-        volume = objects.Volume.get_by_id(cloud.admin_ctx, volume.id)
+        volume = objects.Volume.get_by_id(cinder.admin_ctx, volume.id)
         lines = [line for line in totals.lines if volume.id in line]
         samples.append(samples_mod.Sample(
             index=index, requested_gib=volume.size,

@@ -17,7 +17,8 @@ Two parts:
   round's ours/stock ratio, its spread (min-max, and the interquartile
   range from four rounds on) and a verdict (:func:`spread`,
   :func:`verdict`, :func:`median_summary`);
-* a :class:`Profiler` attached to a benchmark cloud, counting while a
+* a :class:`Profiler` attached to a benchmark's in-process Cinder,
+  counting while a
   :class:`tools.probe.Probe` measures (its ``window``):
 
   - the database statements Cinder's engine runs (SQLAlchemy's
@@ -33,7 +34,7 @@ Two parts:
   normalized once, when the report is made.
 
 The statistics and text helpers are pure (unit-tested in
-``tests/unit/test_bench_stats.py``); the profiler needs a cloud of
+``tests/unit/test_bench_stats.py``); the profiler needs an in-process Cinder of
 :mod:`tools.harness`.
 """
 
@@ -57,7 +58,7 @@ VERBS = ("SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN")
 statement (SAVEPOINT, RELEASE, PRAGMA...) is ``other``."""
 
 ATTR = "_bench_profiler"
-"""The attribute of a cloud holding its :class:`Profiler`."""
+"""The attribute of an in-process Cinder holding its :class:`Profiler`."""
 
 OURS_PACKAGE = "powerflex_cache_driver"
 CINDER_PACKAGE = "cinder"
@@ -439,7 +440,7 @@ class _TimedLock:
 
 
 class Profiler:
-    """Count statements and locks of a cloud while a probe measures."""
+    """Count statements and locks of an in-process Cinder while measured."""
 
     def __init__(self) -> None:
         self._depth = 0
@@ -450,15 +451,15 @@ class Profiler:
 
     # -- installation ------------------------------------------------------
 
-    def install(self, cloud: Any) -> None:
+    def install(self, cinder: Any) -> None:
         """Listen to Cinder's engine(s) and wrap its locks, until cleanup."""
-        setattr(cloud, ATTR, self)
-        cloud.addCleanup(vars(cloud).pop, ATTR, None)
-        self._listen(cloud)
-        self._wrap_coordination(cloud)
-        self._wrap_lockutils(cloud)
+        setattr(cinder, ATTR, self)
+        cinder.addCleanup(vars(cinder).pop, ATTR, None)
+        self._listen(cinder)
+        self._wrap_coordination(cinder)
+        self._wrap_lockutils(cinder)
 
-    def _listen(self, cloud: Any) -> None:
+    def _listen(self, cinder: Any) -> None:
         from cinder.db import api as db_api
         from sqlalchemy import event
         facade = db_api.main_context_manager
@@ -468,10 +469,10 @@ class Profiler:
             engines[id(engine)] = engine
         for engine in engines.values():
             event.listen(engine, "before_cursor_execute", self._statement)
-            cloud.addCleanup(event.remove, engine, "before_cursor_execute",
-                             self._statement)
+            cinder.addCleanup(event.remove, engine, "before_cursor_execute",
+                              self._statement)
 
-    def _wrap_coordination(self, cloud: Any) -> None:
+    def _wrap_coordination(self, cinder: Any) -> None:
         from cinder import coordination
         coordinator = coordination.COORDINATOR
         original = coordinator.get_lock
@@ -482,9 +483,9 @@ class Profiler:
             return _TimedLock(lock, kind, self)
 
         vars(coordinator)["get_lock"] = get_lock
-        cloud.addCleanup(vars(coordinator).pop, "get_lock", None)
+        cinder.addCleanup(vars(coordinator).pop, "get_lock", None)
 
-    def _wrap_lockutils(self, cloud: Any) -> None:
+    def _wrap_lockutils(self, cinder: Any) -> None:
         from oslo_concurrency import lockutils
         original = lockutils.lock
 
@@ -502,7 +503,7 @@ class Profiler:
                     self.lock_held(kind, time.perf_counter() - acquired)
 
         lockutils.lock = lock
-        cloud.addCleanup(setattr, lockutils, "lock", original)
+        cinder.addCleanup(setattr, lockutils, "lock", original)
 
     # -- counting ----------------------------------------------------------
 
@@ -632,14 +633,14 @@ class Profiler:
         }
 
 
-def attached(cloud: Any) -> Optional[Profiler]:
-    """The profiler installed in a cloud, if any."""
-    return getattr(cloud, ATTR, None)
+def attached(cinder: Any) -> Optional[Profiler]:
+    """The profiler installed in an in-process Cinder, if any."""
+    return getattr(cinder, ATTR, None)
 
 
-def window(cloud: Any) -> Any:
-    """The profiler's window of a cloud, or a no-op without a profiler."""
-    profiler = attached(cloud)
+def window(cinder: Any) -> Any:
+    """The profiler's window of an in-process Cinder (no-op without)."""
+    profiler = attached(cinder)
     return profiler.window() if profiler is not None \
         else contextlib.nullcontext()
 
@@ -647,7 +648,7 @@ def window(cloud: Any) -> Any:
 def installer(prepare: Callable[[Any], None], profiler: Profiler
               ) -> Callable[[Any], None]:
     """A ``prepare`` hook of the harness that also installs ``profiler``."""
-    def prepare_and_install(cloud: Any) -> None:
-        prepare(cloud)
-        profiler.install(cloud)
+    def prepare_and_install(cinder: Any) -> None:
+        prepare(cinder)
+        profiler.install(cinder)
     return prepare_and_install

@@ -9,21 +9,22 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""The benchmark's sequential scenarios, one cloud per run.
+"""The benchmark's sequential scenarios, one in-process Cinder per run.
 
-Every scenario is a function of a cloud (:mod:`tools.harness`) and the
-run's :class:`Settings`, returning one :class:`tools.samples.Sample` per
-measured create. Only creates are timed; set-up creates (the miss that
+Every scenario is a function of an in-process Cinder (:mod:`tools.harness`)
+and the run's :class:`Settings`, returning one :class:`tools.samples.Sample`
+per measured create. Only creates are timed; set-up creates (the miss that
 fills the cache before a sweep) and deletes are not.
 
-The images are the functional seed test's disk: 60 GiB virtual, about
-1 MiB of data, as raw or qcow2.
+The images are the seed disk (:mod:`tools.beds.scenario_images`, the
+functional seed test's): 60 GiB virtual, about 1 MiB of data, as raw or
+qcow2.
 """
 
 import dataclasses
 from typing import Any, Callable
 
-from tests.functional import test_seed
+from tools.beds import scenario_images
 from tools import probe as probe_mod
 from tools import samples as samples_mod
 
@@ -51,11 +52,11 @@ class Scenario:
     run: Callable[[Any, Settings], list[samples_mod.Sample]]
 
 
-def seed_image(cloud: Any, disk_format: str = "raw") -> dict:
-    meta, disk = cloud.make_image(
-        "seed-%s" % disk_format, test_seed.SEED_VIRTUAL_SIZE,
-        test_seed.SEED_PIECES, "seed", disk_format=disk_format)
-    cloud.require_conversion_space(disk)
+def seed_image(cinder: Any, disk_format: str = "raw") -> dict:
+    meta, disk = cinder.make_image(
+        "seed-%s" % disk_format, scenario_images.SEED_VIRTUAL_SIZE,
+        scenario_images.SEED_PIECES, "seed", disk_format=disk_format)
+    cinder.require_conversion_space(disk)
     return meta
 
 
@@ -63,39 +64,39 @@ def _sample(samples: list, created: Any) -> None:
     samples.append(samples_mod.Sample.from_create(len(samples), created))
 
 
-def cache_miss(cloud: Any, settings: Settings) -> list[samples_mod.Sample]:
+def cache_miss(cinder: Any, settings: Settings) -> list[samples_mod.Sample]:
     """60 GiB volumes from the seed image, the cache emptied each time."""
-    probe = probe_mod.Probe(cloud)
-    meta = seed_image(cloud)
+    probe = probe_mod.Probe(cinder)
+    meta = seed_image(cinder)
     samples: list[samples_mod.Sample] = []
     for _unused in range(settings.misses):
         created = probe.create("miss", SEED_REQUEST_GIB, image_id=meta["id"])
         _sample(samples, created)
-        cloud.delete_volume(created.volume)
-        cloud.delete_cache_entries()
+        cinder.delete_volume(created.volume)
+        cinder.delete_cache_entries()
     return samples
 
 
-def hit_sweep(cloud: Any, settings: Settings) -> list[samples_mod.Sample]:
+def hit_sweep(cinder: Any, settings: Settings) -> list[samples_mod.Sample]:
     """Cache hits of every requested size, from a 60 GiB entry."""
-    probe = probe_mod.Probe(cloud)
-    meta = seed_image(cloud)
-    first = cloud.create_volume(SEED_REQUEST_GIB, image_id=meta["id"])[0]
+    probe = probe_mod.Probe(cinder)
+    meta = seed_image(cinder)
+    first = cinder.create_volume(SEED_REQUEST_GIB, image_id=meta["id"])[0]
     samples: list[samples_mod.Sample] = []
     for _unused in range(settings.sweep_repeats):
         for size in settings.sweep:
             created = probe.create("hit", size, image_id=meta["id"])
             _sample(samples, created)
-            cloud.delete_volume(created.volume)
-    cloud.delete_volume(first)
+            cinder.delete_volume(created.volume)
+    cinder.delete_volume(first)
     return samples
 
 
 def _format(disk_format: str) -> Callable[[Any, Settings],
                                           list[samples_mod.Sample]]:
-    def run(cloud: Any, settings: Settings) -> list[samples_mod.Sample]:
-        probe = probe_mod.Probe(cloud)
-        meta = seed_image(cloud, disk_format)
+    def run(cinder: Any, settings: Settings) -> list[samples_mod.Sample]:
+        probe = probe_mod.Probe(cinder)
+        meta = seed_image(cinder, disk_format)
         samples: list[samples_mod.Sample] = []
         for _unused in range(1 + settings.format_hits):
             _sample(samples, probe.create(disk_format, SEED_REQUEST_GIB,
@@ -104,14 +105,14 @@ def _format(disk_format: str) -> Callable[[Any, Settings],
     return run
 
 
-def vtree_limit(cloud: Any, settings: Settings) -> list[samples_mod.Sample]:
+def vtree_limit(cinder: Any, settings: Settings) -> list[samples_mod.Sample]:
     """Many 60 GiB volumes from one image, all kept: past the vtree limit.
 
-    The volumes are not deleted (the cloud's teardown removes the array):
-    the vtree of the cache entry has to fill up.
+    The volumes are not deleted (the in-process Cinder's teardown removes
+    the array): the vtree of the cache entry has to fill up.
     """
-    probe = probe_mod.Probe(cloud)
-    meta = seed_image(cloud)
+    probe = probe_mod.Probe(cinder)
+    meta = seed_image(cinder)
     samples: list[samples_mod.Sample] = []
     for _unused in range(settings.vtree_creates):
         _sample(samples, probe.create("vtree", SEED_REQUEST_GIB,

@@ -11,15 +11,15 @@
 #    under the License.
 """Two cinder-volume services of one cluster in the harness's process.
 
-The harness's cloud has one ``VolumeManager``. :func:`start` adds
-``count`` more, each a service of its own (host ``bench-N@powerflex``)
-in the cluster ``bench@powerflex``, sharing the cloud's configuration,
-database, simulator and SDC, as active/active services of one backend
+The harness's in-process Cinder has one ``VolumeManager``. :func:`start`
+adds ``count`` more, each a service of its own (host ``bench-N@powerflex``)
+in the cluster ``bench@powerflex``, sharing its configuration, database,
+simulator and SDC, as active/active services of one backend
 share an array. Casts are delivered concurrently in green threads (the
 process is monkey-patched by eventlet, like cinder-volume), the
 scheduler spreads new volumes over the services in turn, and Cinder's
 locks are real (tooz, file backend): the harness's fake RPC
-(:mod:`tests.functional.rpc`) is reused, only its delivery and placement
+(:mod:`tools.beds.fake_rpc`) is reused, only its delivery and placement
 are extended.
 """
 
@@ -34,15 +34,15 @@ from cinder.volume import api as volume_api
 import eventlet
 from oslo_log import log as logging
 
-from tests.functional import cloud as cloud_mod
-from tests.functional import rpc
+from tools.beds import fake_rpc
+from tools.beds import inprocess_cinder
 
 LOG = logging.getLogger(__name__)
 
-CLUSTER = "bench@%s" % cloud_mod.BACKEND
+CLUSTER = "bench@%s" % inprocess_cinder.BACKEND
 
 
-class ConcurrentCastQueue(rpc.CastQueue):
+class ConcurrentCastQueue(fake_rpc.CastQueue):
     """Deliver every pending cast at once, each in its own green thread.
 
     :attr:`seconds` keeps how long each delivered ``create_volume`` ran,
@@ -83,10 +83,10 @@ class ConcurrentCastQueue(rpc.CastQueue):
         self.delivered.append(name)
 
 
-class RoundRobinSchedulerAPI(rpc.FakeSchedulerAPI):
+class RoundRobinSchedulerAPI(fake_rpc.FakeSchedulerAPI):
     """Place new volumes on the services of the cluster in turn."""
 
-    def __init__(self, queue: rpc.CastQueue, managers: list,
+    def __init__(self, queue: fake_rpc.CastQueue, managers: list,
                  pool: str) -> None:
         super().__init__(queue, managers[0], pool)
         self._next = itertools.cycle(managers)
@@ -106,17 +106,17 @@ class Cluster:
     casts: ConcurrentCastQueue
 
 
-def start(cloud: Any, count: int = 2) -> Cluster:
-    """Start ``count`` clustered services next to the cloud's own."""
+def start(cinder: Any, count: int = 2) -> Cluster:
+    """Start ``count`` clustered services next to ``cinder``'s own."""
     admin = cinder_context.get_admin_context()
     objects.Cluster(context=admin, name=CLUSTER,
                     binary="cinder-volume").create()
-    managers = [cloud_mod.start_volume_manager(
-        admin, "bench-%d@%s" % (index, cloud_mod.BACKEND), CLUSTER)
+    managers = [inprocess_cinder.start_volume_manager(
+        admin, "bench-%d@%s" % (index, inprocess_cinder.BACKEND), CLUSTER)
         for index in range(count)]
     casts = ConcurrentCastQueue()
-    scheduler = RoundRobinSchedulerAPI(casts, managers, cloud_mod.POOL)
-    volume_rpc = rpc.FakeVolumeRPCAPI(casts, managers[0])
+    scheduler = RoundRobinSchedulerAPI(casts, managers, inprocess_cinder.POOL)
+    volume_rpc = fake_rpc.FakeVolumeRPCAPI(casts, managers[0])
     api = volume_api.API()
     api.scheduler_rpcapi = scheduler
     api.volume_rpcapi = volume_rpc

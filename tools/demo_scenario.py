@@ -11,13 +11,14 @@
 #    under the License.
 """The demo's scenario: the seed flow, a 62 GiB volume and a snapshot.
 
-Run once per driver in a fresh cloud (:func:`tools.harness.run_scenario`):
+Run once per driver in a fresh in-process Cinder
+(:func:`tools.harness.run_scenario`):
 
 1. a 32 GiB empty volume, so the project's quota usage can be watched
    going down as well as up;
 2. the seed image (60 GiB virtual, sparse, the functional seed test's
-   disk) as raw: a 60 GiB volume (cache miss), two more 60 GiB volumes
-   and a 62 GiB one (cache hits);
+   disk, :mod:`tools.beds.scenario_images`) as raw: a 60 GiB volume
+   (cache miss), two more 60 GiB volumes and a 62 GiB one (cache hits);
 3. the same disk as qcow2: 60 GiB (miss), 60 and 62 GiB (hits);
 4. a 62 GiB volume from an image whose location is ``cinder://`` the
    first 60 GiB volume (direct clone);
@@ -37,9 +38,8 @@ from typing import Any
 
 from oslo_utils import units
 
-from tests.functional import images as images_mod
-from tests.functional import test_seed
-from tests.functional import test_snapshot_clone_extend as snapshot_test
+from tools.beds import disk_images
+from tools.beds import scenario_images
 from tools import probe as probe_mod
 
 BASELINE_GIB = 32
@@ -82,64 +82,66 @@ class DemoRun:
     content_checked: int
 
 
-def _images(cloud: Any) -> dict[str, tuple[dict, Any]]:
-    seed = (test_seed.SEED_VIRTUAL_SIZE, test_seed.SEED_PIECES, "seed")
-    small = (snapshot_test.VIRTUAL_SIZE, snapshot_test.PIECES, "small")
+def _images(cinder: Any) -> dict[str, tuple[dict, Any]]:
+    seed = (scenario_images.SEED_VIRTUAL_SIZE, scenario_images.SEED_PIECES,
+            "seed")
+    small = (scenario_images.SMALL_VIRTUAL_SIZE, scenario_images.SMALL_PIECES,
+             "small")
     return {
-        "seed-raw": cloud.make_image("seed-raw", *seed, disk_format="raw"),
-        "seed-qcow2": cloud.make_image("seed-qcow2", *seed,
-                                       disk_format="qcow2"),
-        "small-raw": cloud.make_image("small-raw", *small,
-                                      disk_format="raw"),
+        "seed-raw": cinder.make_image("seed-raw", *seed, disk_format="raw"),
+        "seed-qcow2": cinder.make_image("seed-qcow2", *seed,
+                                        disk_format="qcow2"),
+        "small-raw": cinder.make_image("small-raw", *small,
+                                       disk_format="raw"),
         # Published as an image whose data lives in a Cinder volume; its
         # cinder:// location is added once that volume exists.
-        "seed-volume": cloud.make_image("seed-volume", *seed,
-                                        disk_format="raw"),
+        "seed-volume": cinder.make_image("seed-volume", *seed,
+                                         disk_format="raw"),
     }
 
 
 def _describe(name: str, meta: dict, disk: Any) -> str:
     data = sum(length for _offset, length in
-               images_mod.data_extents(disk.path))
+               disk_images.data_extents(disk.path))
     return "%s: %s, %d GiB virtual, %.2f MiB of data in the file" % (
         name, meta["disk_format"], disk.virtual_size // units.Gi,
         data / units.Mi)
 
 
-def run(cloud: Any) -> DemoRun:
-    """Run the demo's scenario in ``cloud``; return what it cost."""
-    probe = probe_mod.Probe(cloud)
-    images = _images(cloud)
-    cloud.require_conversion_space(images["seed-raw"][1])
+def run(cinder: Any) -> DemoRun:
+    """Run the demo's scenario in ``cinder``; return what it cost."""
+    probe = probe_mod.Probe(cinder)
+    images = _images(cinder)
+    cinder.require_conversion_space(images["seed-raw"][1])
     creates: list[probe_mod.Create] = []
     with probe.window() as all_totals:
-        baseline = cloud.create_volume(BASELINE_GIB)[0]
-        start = cloud.quota_usage()
+        baseline = cinder.create_volume(BASELINE_GIB)[0]
+        start = cinder.quota_usage()
         with probe.window() as create_totals:
             for step in SEED_STEPS:
                 creates.append(_from_image(
-                    cloud, probe, images, step.image, step.size,
+                    cinder, probe, images, step.image, step.size,
                     "%s expected" % step.expect))
-            creates.append(_direct_clone(cloud, probe, images,
+            creates.append(_direct_clone(cinder, probe, images,
                                          creates[0].volume))
-            creates.append(_from_image(cloud, probe, images, "small-raw",
+            creates.append(_from_image(cinder, probe, images, "small-raw",
                                        SMALL_SOURCE_GIB, "cache miss "
                                        "expected, then snapshotted"))
-            snapshot = cloud.create_snapshot(creates[-1].volume)[0]
-            creates.append(_from_snapshot(cloud, probe, images, snapshot))
+            snapshot = cinder.create_snapshot(creates[-1].volume)[0]
+            creates.append(_from_snapshot(cinder, probe, images, snapshot))
             from_snapshot = creates[-1]
-            creates.append(_vtree_full(cloud, probe, images))
-        after = cloud.quota_usage()
-        records = cloud.db_usage()
-        cloud.delete_volume(from_snapshot.volume)
-        cloud.delete_snapshot(snapshot)
+            creates.append(_vtree_full(cinder, probe, images))
+        after = cinder.quota_usage()
+        records = cinder.db_usage()
+        cinder.delete_volume(from_snapshot.volume)
+        cinder.delete_snapshot(snapshot)
         for created in creates:
             if created is not from_snapshot:
-                cloud.delete_volume(created.volume)
-        cloud.delete_cache_entries()
-        end = cloud.quota_usage()
-        cloud.delete_volume(baseline)
-        cloud.assert_array_matches_db()
+                cinder.delete_volume(created.volume)
+        cinder.delete_cache_entries()
+        end = cinder.quota_usage()
+        cinder.delete_volume(baseline)
+        cinder.assert_array_matches_db()
     quota = {
         "start": start["gigabytes"],
         "requested": (sum(c.requested_gib for c in creates) +
@@ -149,7 +151,7 @@ def run(cloud: Any) -> DemoRun:
         "after_deletes": end["gigabytes"],
     }
     return DemoRun(
-        driver=cloud.DRIVER_LABEL, gateway=repr(cloud.sim),
+        driver=cinder.DRIVER_LABEL, gateway=repr(cinder.sim),
         images=[_describe(name, meta, disk)
                 for name, (meta, disk) in images.items()],
         creates=creates, create_totals=create_totals,
@@ -157,40 +159,40 @@ def run(cloud: Any) -> DemoRun:
         content_checked=sum(1 for c in creates if c.failure is None))
 
 
-def _check(cloud: Any, created: probe_mod.Create, disk: Any) -> None:
+def _check(cinder: Any, created: probe_mod.Create, disk: Any) -> None:
     """Compare a volume with its image byte for byte (unless it failed)."""
     if created.failure is None:
-        cloud.assert_volume_content(created.volume, disk)
+        cinder.assert_volume_content(created.volume, disk)
 
 
-def _from_image(cloud: Any, probe: probe_mod.Probe, images: dict,
+def _from_image(cinder: Any, probe: probe_mod.Probe, images: dict,
                 name: str, size: int, note: str) -> probe_mod.Create:
     meta, disk = images[name]
     created = probe.create("%d GiB from image %s (%s)" % (size, name, note),
                            size, image_id=meta["id"])
-    _check(cloud, created, disk)
+    _check(cinder, created, disk)
     return created
 
 
-def _direct_clone(cloud: Any, probe: probe_mod.Probe, images: dict,
+def _direct_clone(cinder: Any, probe: probe_mod.Probe, images: dict,
                   source: Any) -> probe_mod.Create:
     """An image whose location is ``cinder://<the first seed volume>``."""
     meta, disk = images["seed-volume"]
-    cloud.images.add_location(cloud.admin_ctx, meta["id"],
-                              "cinder://%s" % source.id, {})
+    cinder.images.add_location(cinder.admin_ctx, meta["id"],
+                               "cinder://%s" % source.id, {})
     # What an operator storing images in Cinder (Glance's cinder store)
     # sets so that Cinder itself clones such images; stock Cinder does
     # not look at cinder:// locations without it.
-    cloud.override_config("allowed_direct_url_schemes", ["cinder"])
+    cinder.override_config("allowed_direct_url_schemes", ["cinder"])
     created = probe.create(
         "%d GiB from image seed-volume (raw; location cinder://<volume 1>, "
         "a 60 GiB volume; allowed_direct_url_schemes = cinder)"
         % DIRECT_CLONE_GIB, DIRECT_CLONE_GIB, image_id=meta["id"])
-    _check(cloud, created, disk)
+    _check(cinder, created, disk)
     return created
 
 
-def _from_snapshot(cloud: Any, probe: probe_mod.Probe, images: dict,
+def _from_snapshot(cinder: Any, probe: probe_mod.Probe, images: dict,
                    snapshot: Any) -> probe_mod.Create:
     # Cinder's API refuses a volume smaller than the snapshot's recorded
     # size: 10 GiB for Cinder's driver (it keeps the requested size of a
@@ -200,11 +202,11 @@ def _from_snapshot(cloud: Any, probe: probe_mod.Probe, images: dict,
         "%d GiB from a snapshot of the %d GiB volume (recorded %d GiB)"
         % (size, SMALL_SOURCE_GIB, snapshot.volume_size), size,
         snapshot=snapshot)
-    _check(cloud, created, images["small-raw"][1])
+    _check(cinder, created, images["small-raw"][1])
     return created
 
 
-def _vtree_full(cloud: Any, probe: probe_mod.Probe,
+def _vtree_full(cinder: Any, probe: probe_mod.Probe,
                 images: dict) -> probe_mod.Create:
     """A cache hit whose entry's vtree is full (array rc 182).
 
@@ -215,13 +217,13 @@ def _vtree_full(cloud: Any, probe: probe_mod.Probe,
     host-assisted copy of the entry short (8 GiB).
     """
     meta, disk = images["small-raw"]
-    entry = cloud.cache_volume(meta["id"])
-    vtree = cloud.array_volume(entry.provider_id).vtree_id
-    cloud.sim.array.snapshot_limit = cloud.sim.array.snapshot_count(vtree)
+    entry = cinder.cache_volume(meta["id"])
+    vtree = cinder.array_volume(entry.provider_id).vtree_id
+    cinder.sim.array.snapshot_limit = cinder.sim.array.snapshot_count(vtree)
     created = probe.create(
         "%d GiB from image small-raw, its cache entry's vtree full (array "
         "limit lowered to the %d snapshots it holds)"
-        % (SMALL_SOURCE_GIB, cloud.sim.array.snapshot_limit),
+        % (SMALL_SOURCE_GIB, cinder.sim.array.snapshot_limit),
         SMALL_SOURCE_GIB, image_id=meta["id"])
-    _check(cloud, created, disk)
+    _check(cinder, created, disk)
     return created

@@ -31,8 +31,8 @@ REQUIRED_MODULES = (
     ("cinder", "Cinder (pip install cinder==29.0.0, or run through tox)"),
     ("os_brick", "os-brick (a Cinder dependency)"),
     ("powerflex_cache_driver", "this package (pip install -e .)"),
-    ("tests.functional", "the functional test harness (run from the "
-                         "source checkout's top directory)"),
+    ("tools.beds", "the test beds (run from the source checkout's top "
+                   "directory)"),
 )
 
 

@@ -9,9 +9,10 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Measure what one create cost, in a cloud built by the harness.
+"""Measure what one create cost, in an in-process Cinder of the harness.
 
-A :class:`Probe` is attached to a cloud (see :mod:`tools.harness`) and
+A :class:`Probe` is attached to an in-process Cinder (see
+:mod:`tools.harness`) and
 observes, without changing any behaviour:
 
 * the REST requests the simulator received (its request log);
@@ -26,8 +27,8 @@ observes, without changing any behaviour:
 * the INFO lines of this package's driver and of Cinder's create-volume
   flow, which tell where a volume came from and why it was (not) extended;
 * when the benchmark attached a :class:`tools.bench_profile.Profiler` to
-  the cloud, the database statements and locks (it counts inside every
-  :meth:`Probe.window`).
+  the in-process Cinder, the database statements and locks (it counts
+  inside every :meth:`Probe.window`).
 
 :meth:`Probe.create` creates one volume and returns a :class:`Create`;
 :meth:`Probe.window` measures any block of operations (concurrent creates).
@@ -48,7 +49,7 @@ from oslo_utils import units
 from tools import bench_profile
 from tools import origin
 
-SDC_CONNECTOR = "tests.functional.sdc.SimulatedSdcConnector"
+SDC_CONNECTOR = "tools.beds.simulated_sdc.SimulatedSdcConnector"
 WATCHED_LOGGERS = ("powerflex_cache_driver",
                    "cinder.volume.flows.manager.create_volume",
                    "cinder.volume.manager")
@@ -123,10 +124,10 @@ class _LineCollector(logging.Handler):
 
 
 class Probe:
-    """Observe a cloud built by :func:`tools.harness.run_scenario`."""
+    """Observe an in-process Cinder of :func:`tools.harness.run_scenario`."""
 
-    def __init__(self, cloud: Any) -> None:
-        self.cloud = cloud
+    def __init__(self, cinder: Any) -> None:
+        self.cinder = cinder
         self.resizes: list[Resize] = []
         self.bytes_copied = 0
         self._errored: set[str] = set()
@@ -142,10 +143,10 @@ class Probe:
         for name in WATCHED_LOGGERS:
             logger = logging.getLogger(name)
             logger.addHandler(self._collector)
-            self.cloud.addCleanup(logger.removeHandler, self._collector)
+            self.cinder.addCleanup(logger.removeHandler, self._collector)
 
     def _watch_resizes(self) -> None:
-        array = self.cloud.sim.array
+        array = self.cinder.sim.array
         original = array.set_volume_size
 
         def set_volume_size(volume_id: str, size_gib: int) -> Any:
@@ -157,11 +158,11 @@ class Probe:
             return result
 
         array.set_volume_size = set_volume_size
-        self.cloud.addCleanup(vars(array).pop, "set_volume_size", None)
+        self.cinder.addCleanup(vars(array).pop, "set_volume_size", None)
 
     def _watch_copies(self) -> None:
-        from tests.functional import sdc
-        connector = sdc.SimulatedSdcConnector
+        from tools.beds import simulated_sdc
+        connector = simulated_sdc.SimulatedSdcConnector
         connect, disconnect = (connector.connect_volume,
                                connector.disconnect_volume)
         allocated: dict[str, int] = {}
@@ -188,32 +189,32 @@ class Probe:
                     self.bytes_copied += max(0, grown)
             disconnect(conn, properties, device_info, *args, **kwargs)
 
-        self.cloud.useFixture(fixtures.MonkeyPatch(
+        self.cinder.useFixture(fixtures.MonkeyPatch(
             SDC_CONNECTOR + ".connect_volume", connect_volume))
-        self.cloud.useFixture(fixtures.MonkeyPatch(
+        self.cinder.useFixture(fixtures.MonkeyPatch(
             SDC_CONNECTOR + ".disconnect_volume", disconnect_volume))
 
     # -- measuring ---------------------------------------------------------
 
     def _downloads(self) -> int:
-        return sum(self.cloud.images.downloads.values())
+        return sum(self.cinder.images.downloads.values())
 
     @contextlib.contextmanager
     def window(self) -> Iterator[Totals]:
         """Measure the operations run inside the ``with`` block."""
         totals = Totals()
-        calls = len(self.cloud.sim.calls)
+        calls = len(self.cinder.sim.calls)
         resizes = len(self.resizes)
         copied = self.bytes_copied
         downloads = self._downloads()
         lines = len(self._collector.lines)
         start = time.perf_counter()
         try:
-            with bench_profile.window(self.cloud):
+            with bench_profile.window(self.cinder):
                 yield totals
         finally:
             totals.seconds = time.perf_counter() - start
-            totals.calls.update(c.op for c in self.cloud.sim.calls[calls:])
+            totals.calls.update(c.op for c in self.cinder.sim.calls[calls:])
             totals.resizes = self.resizes[resizes:]
             totals.bytes_copied = self.bytes_copied - copied
             totals.downloads = self._downloads() - downloads
@@ -227,7 +228,7 @@ class Probe:
         failure = None
         with self.window() as totals:
             try:
-                volume, _recorded = self.cloud.create_volume(
+                volume, _recorded = self.cinder.create_volume(
                     size, image_id=image_id, snapshot=snapshot,
                     source_volume=source_volume)
             except AssertionError:
@@ -237,8 +238,8 @@ class Probe:
                 failure = self._failure_reason()
         new_entry = bool(self._cache_volume_ids(image_id) - cache_before)
         array_gib = 0
-        if volume.provider_id in self.cloud.sim.array.volumes:
-            array_gib = self.cloud.array_size_gib(volume)
+        if volume.provider_id in self.cinder.sim.array.volumes:
+            array_gib = self.cinder.array_size_gib(volume)
         if failure is not None:
             return Create(
                 label=label, requested_gib=size, volume=volume,
@@ -257,7 +258,7 @@ class Probe:
         """The volume a failed create left in ``error``, if any."""
         from cinder import objects
         errored = objects.VolumeList.get_all(
-            self.cloud.admin_ctx, filters={"status": "error"})
+            self.cinder.admin_ctx, filters={"status": "error"})
         new = [v for v in errored if v.id not in self._errored]
         self._errored.update(v.id for v in new)
         return new[-1] if new else None
@@ -271,4 +272,4 @@ class Probe:
         if image_id is None:
             return set()
         return {entry["volume_id"]
-                for entry in self.cloud.cache_entries(image_id)}
+                for entry in self.cinder.cache_entries(image_id)}

@@ -46,9 +46,9 @@ import sqlalchemy
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import manager
-from tests import base as tests_base
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import cinder_testcase
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -72,7 +72,7 @@ class AllocatedCapacityScenario:
     """Create, clone, rotate and delete; the figure after each step."""
 
     SIMULATOR_OPTIONS = {"snapshot_limit": SNAPSHOT_LIMIT}
-    BACKEND_OPTIONS = cloud.TWO_POOLS
+    BACKEND_OPTIONS = inprocess_cinder.TWO_POOLS
 
     def reported(self) -> dict[str, int]:
         """Each pool's allocated_capacity_gb as published to schedulers."""
@@ -82,7 +82,8 @@ class AllocatedCapacityScenario:
 
     def recorded(self) -> dict[str, int]:
         """Each pool's sum of the sizes Cinder records for its volumes."""
-        sums = collections.Counter({cloud.POOL: 0, cloud.SECOND_POOL: 0})
+        sums = collections.Counter({inprocess_cinder.POOL: 0,
+                                    inprocess_cinder.SECOND_POOL: 0})
         for volume in objects.VolumeList.get_all(self.admin_ctx):
             sums[volume_utils.extract_host(volume.host, "pool")] += (
                 volume.size)
@@ -90,9 +91,10 @@ class AllocatedCapacityScenario:
 
     def summarized(self) -> dict[str, int]:
         """Each pool's size by Cinder's ``get_volume_summary``."""
-        return {pool: summary(self.admin_ctx, cloud.SERVICE_HOST, False,
-                              pool)[1]
-                for pool in (cloud.POOL, cloud.SECOND_POOL)}
+        return {pool: summary(self.admin_ctx, inprocess_cinder.SERVICE_HOST,
+                              False, pool)[1]
+                for pool in (inprocess_cinder.POOL,
+                             inprocess_cinder.SECOND_POOL)}
 
     def run_steps(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
         """Run the scenario; (step, reported, recorded) after each step."""
@@ -115,8 +117,9 @@ class AllocatedCapacityScenario:
             volume, _unused = self.create_volume(10, image_id=meta["id"])
             from_image.append(volume)
             step("from image, %d" % len(from_image))
-        other, _unused = self.create_volume(10, pool=cloud.SECOND_POOL)
-        step("blank 10 GiB in %s" % cloud.SECOND_POOL)
+        other, _unused = self.create_volume(
+            10, pool=inprocess_cinder.SECOND_POOL)
+        step("blank 10 GiB in %s" % inprocess_cinder.SECOND_POOL)
         clone, _unused = self.create_volume(16, source_volume=other)
         step("clone")
         snapshot, _unused = self.create_snapshot(clone)
@@ -135,7 +138,7 @@ class AllocatedCapacityScenario:
 
 
 class TestAllocatedCapacityOurs(AllocatedCapacityScenario,
-                                base.OurDriverTestCase):
+                                driver_testcases.OurDriverTestCase):
     """This package's driver and volume manager."""
 
     def test_reported_equals_recorded_after_every_step(self) -> None:
@@ -147,31 +150,36 @@ class TestAllocatedCapacityOurs(AllocatedCapacityScenario,
         # pools held volumes, and nothing is left.
         self.assertEqual(1, len(copies))
         peak = {pool: max(recorded[pool] for _n, _r, recorded in figures)
-                for pool in (cloud.POOL, cloud.SECOND_POOL)}
+                for pool in (inprocess_cinder.POOL,
+                             inprocess_cinder.SECOND_POOL)}
         # Four 16 GiB volumes and the 8 GiB entry; in the second pool 32
         # (extended to 30), 16 and 24 GiB.
-        self.assertEqual({cloud.POOL: 16 * (SNAPSHOT_LIMIT + 1) + 8,
-                          cloud.SECOND_POOL: 72}, peak)
-        self.assertEqual({cloud.POOL: 0, cloud.SECOND_POOL: 0}, figures[-1][2])
+        self.assertEqual({inprocess_cinder.POOL: 16 * (SNAPSHOT_LIMIT + 1) + 8,
+                          inprocess_cinder.SECOND_POOL: 72}, peak)
+        self.assertEqual({inprocess_cinder.POOL: 0,
+                          inprocess_cinder.SECOND_POOL: 0}, figures[-1][2])
 
 
 class TestAllocatedCapacityCinderManager(AllocatedCapacityScenario,
-                                         base.OurDriverTestCase):
+                                         driver_testcases.OurDriverTestCase):
     """This package's driver under Cinder's volume manager (the control)."""
 
-    VOLUME_MANAGER = cloud.CINDER_MANAGER
+    VOLUME_MANAGER = inprocess_cinder.CINDER_MANAGER
 
     def test_running_count_drifts_below_the_records(self) -> None:
         figures = self.run_steps()
         name, reported, recorded = figures[2]
         self.assertEqual("blank deleted", name)
         # 10 GiB added for the request, the recorded 16 subtracted.
-        self.assertEqual({cloud.POOL: -6, cloud.SECOND_POOL: 0}, reported)
-        self.assertEqual({cloud.POOL: 0, cloud.SECOND_POOL: 0}, recorded)
+        self.assertEqual({inprocess_cinder.POOL: -6,
+                          inprocess_cinder.SECOND_POOL: 0}, reported)
+        self.assertEqual({inprocess_cinder.POOL: 0,
+                          inprocess_cinder.SECOND_POOL: 0}, recorded)
         _name, reported, recorded = figures[-1]
-        self.assertEqual({cloud.POOL: 0, cloud.SECOND_POOL: 0}, recorded)
-        self.assertLess(reported[cloud.POOL], -6)
-        self.assertLess(reported[cloud.SECOND_POOL], 0)
+        self.assertEqual({inprocess_cinder.POOL: 0,
+                          inprocess_cinder.SECOND_POOL: 0}, recorded)
+        self.assertLess(reported[inprocess_cinder.POOL], -6)
+        self.assertLess(reported[inprocess_cinder.SECOND_POOL], 0)
 
 
 # host, cluster_name, GiB (a power of two each: a sum tells its volumes),
@@ -205,7 +213,7 @@ BACKENDS = [("h1@pf", False), ("h2@pf", False), ("h11@pf", False),
 POOLS = ["PD1:SP1", "PD1:SP10", "PD1:SP2", "pd1:sp1", "PD1:SP3"]
 
 
-class TestPoolSummariesAreCinders(tests_base.CinderTestCase):
+class TestPoolSummariesAreCinders(cinder_testcase.CinderTestCase):
     """The manager's count of a pool is Cinder's ``get_volume_summary``'s.
 
     For every service and pool of :data:`BACKENDS` and :data:`POOLS`
@@ -220,7 +228,7 @@ class TestPoolSummariesAreCinders(tests_base.CinderTestCase):
         for host, cluster_name, size, deleted in LOOKALIKES:
             volume = objects.Volume(context=self.ctxt, host=host,
                                     cluster_name=cluster_name, size=size,
-                                    project_id=cloud.PROJECT_ID,
+                                    project_id=inprocess_cinder.PROJECT_ID,
                                     status="available")
             volume.create()
             if deleted:
@@ -312,7 +320,8 @@ class TestPoolSummariesAreCinders(tests_base.CinderTestCase):
 
     def make_manager(self, cluster: Optional[str]) -> manager.VolumeManager:
         """This package's manager of service ``h1@pf``, pools uncounted."""
-        self.override_config("volume_driver", cloud.OURS, "backend_defaults")
+        self.override_config("volume_driver", inprocess_cinder.OURS,
+                             "backend_defaults")
         service = manager.VolumeManager(host="h1@pf", service_name="pf",
                                         cluster=cluster)
         service.stats["pools"] = {}

@@ -35,9 +35,9 @@ import requests
 from powerflex_cache_driver.simulator import errors
 from powerflex_cache_driver.simulator import model
 from powerflex_cache_driver.simulator import storage
-from tests.functional import base
-from tests.functional import cloud
-from tests.functional import images
+from tools.beds import disk_images
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -124,11 +124,13 @@ class InDeletionScenario:
         self.assert_array_matches_db()
 
 
-class TestInDeletionStock(InDeletionScenario, base.StockDriverTestCase):
+class TestInDeletionStock(InDeletionScenario,
+                          driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestInDeletionOurs(InDeletionScenario, base.OurDriverTestCase):
+class TestInDeletionOurs(InDeletionScenario,
+                         driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -179,12 +181,12 @@ class SizeGranularityScenario:
 
 
 class TestSizeGranularityStock(SizeGranularityScenario,
-                               base.StockDriverTestCase):
+                               driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
 class TestSizeGranularityOurs(SizeGranularityScenario,
-                              base.OurDriverTestCase):
+                              driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -195,15 +197,15 @@ class ZeroPaddingScenario:
     """SP2 does not pad with zeros (allowed by the backend)."""
 
     SIMULATOR_POOLS = ("SP1", {"name": "SP2", "zero_padding_enabled": False})
-    BACKEND_OPTIONS = dict(cloud.TWO_POOLS,
+    BACKEND_OPTIONS = dict(inprocess_cinder.TWO_POOLS,
                            powerflex_allow_non_padded_volumes=True)
 
     def _source(self) -> tuple[Any, str]:
         """An 8 GiB volume in SP1 with data at 0 and 4 GiB, and its file."""
         source, _unused = self.create_volume(8)
         reference = os.path.join(self.workdir, "source.raw")
-        images.make_raw(reference, 8 * GIB, [(0, MIB), (4 * GIB, MIB)],
-                        "src")
+        disk_images.make_raw(reference, 8 * GIB, [(0, MIB), (4 * GIB, MIB)],
+                             "src")
         path = self.array_volume(source.provider_id).backing_path
         with open(reference, "rb") as src, open(path, "r+b") as dst:
             for offset in (0, 4 * GIB):
@@ -214,7 +216,8 @@ class ZeroPaddingScenario:
 
     def test_blank_volume_reads_old_data(self) -> None:
         """Neither driver zeroes a new volume: it reads the old data."""
-        volume, _unused = self.create_volume(8, pool=cloud.SECOND_POOL)
+        volume, _unused = self.create_volume(
+            8, pool=inprocess_cinder.SECOND_POOL)
         record = self.array_volume(volume.provider_id)
         self.assertEqual(self.sim.pool_ids["SP2"], record.pool_id)
         with open(record.backing_path, "rb") as handle:
@@ -229,12 +232,12 @@ class ZeroPaddingScenario:
         """
         source, reference = self._source()
         clone, _unused = self.create_volume(8, source_volume=source,
-                                            pool=cloud.SECOND_POOL)
+                                            pool=inprocess_cinder.SECOND_POOL)
         record = self.array_volume(clone.provider_id)
         self.assertEqual(self.sim.pool_ids[self.expect(stock="SP1",
                                                        ours="SP2")],
                          record.pool_id)
-        self.assertEqual(-1, images.first_difference(
+        self.assertEqual(-1, disk_images.first_difference(
             reference, record.backing_path, 8 * GIB))
 
     def test_copy_skipping_zeros_is_caught(self) -> None:
@@ -245,17 +248,19 @@ class ZeroPaddingScenario:
         self.mock_object(self.driver, "_pool_reads_zeros",
                          return_value=True)
         clone, _unused = self.create_volume(8, source_volume=source,
-                                            pool=cloud.SECOND_POOL)
+                                            pool=inprocess_cinder.SECOND_POOL)
         path = self.array_volume(clone.provider_id).backing_path
-        self.assertEqual(MIB, images.first_difference(reference, path,
-                                                      8 * GIB))
+        self.assertEqual(MIB, disk_images.first_difference(reference, path,
+                                                           8 * GIB))
 
 
-class TestZeroPaddingStock(ZeroPaddingScenario, base.StockDriverTestCase):
+class TestZeroPaddingStock(ZeroPaddingScenario,
+                           driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestZeroPaddingOurs(ZeroPaddingScenario, base.OurDriverTestCase):
+class TestZeroPaddingOurs(ZeroPaddingScenario,
+                          driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -319,11 +324,12 @@ class FullPoolScenario:
         self.assert_no_quota_drift()
 
 
-class TestFullPoolStock(FullPoolScenario, base.StockDriverTestCase):
+class TestFullPoolStock(FullPoolScenario,
+                        driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestFullPoolOurs(FullPoolScenario, base.OurDriverTestCase):
+class TestFullPoolOurs(FullPoolScenario, driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -365,11 +371,13 @@ class RefusedTokenScenario:
                          created.provider_id in self.sim.array.volumes)
 
 
-class TestRefusedTokenStock(RefusedTokenScenario, base.StockDriverTestCase):
+class TestRefusedTokenStock(RefusedTokenScenario,
+                            driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestRefusedTokenOurs(RefusedTokenScenario, base.OurDriverTestCase):
+class TestRefusedTokenOurs(RefusedTokenScenario,
+                           driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -384,7 +392,7 @@ class NoVtreeStatisticsScenario:
 
     def setUp(self) -> None:
         opts = {o.name for o in
-                base.compat.STOCK_SDC_DRIVER.get_driver_options()}
+                driver_testcases.compat.STOCK_SDC_DRIVER.get_driver_options()}
         if "powerflex_max_image_cache_vtree_size" not in opts:
             self.skipTest("this Cinder has no "
                           "powerflex_max_image_cache_vtree_size")
@@ -412,10 +420,10 @@ class NoVtreeStatisticsScenario:
 
 
 class TestNoVtreeStatisticsStock(NoVtreeStatisticsScenario,
-                                 base.StockDriverTestCase):
+                                 driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
 class TestNoVtreeStatisticsOurs(NoVtreeStatisticsScenario,
-                                base.OurDriverTestCase):
+                                driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

@@ -59,8 +59,8 @@ import sqlalchemy
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import quota_charge
 from powerflex_cache_driver.simulator import tls
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -130,7 +130,7 @@ class Row:
 
 def _release() -> int:
     """The stock release the expectations describe: 29, or 25."""
-    return 29 if base.STOCK_RECORDS_ROUNDED_SIZE else 25
+    return 29 if driver_testcases.STOCK_RECORDS_ROUNDED_SIZE else 25
 
 
 # -- arrangements -------------------------------------------------------------
@@ -204,7 +204,7 @@ def quota_left(gib: int) -> Callable[["BadInputMixin", dict], None]:
 def rounding_off(test: "BadInputMixin", ctx: dict) -> None:
     """``powerflex_round_volume_capacity = False``."""
     test.override_config("powerflex_round_volume_capacity", False,
-                         group=cloud.BACKEND)
+                         group=inprocess_cinder.BACKEND)
 
 
 def image(virtual_gib: int, disk_format: str = "raw",
@@ -545,7 +545,7 @@ class BadInputMixin:
     def setup_driver(self, values: dict) -> None:
         """Start a new driver with ``values`` as cinder-volume does."""
         for name, value in values.items():
-            self.override_config(name, value, group=cloud.BACKEND)
+            self.override_config(name, value, group=inprocess_cinder.BACKEND)
         # The token refresh loop Cinder 29's client starts in do_setup
         # would outlive the test.
         if hasattr(rest_client.RestClient, "_start_token_refresh_thread"):
@@ -553,9 +553,10 @@ class BadInputMixin:
                              "_start_token_refresh_thread")
         driver_class = importutils.import_class(self.VOLUME_DRIVER)
         conf = configuration.Configuration(
-            volume_manager.volume_backend_opts, config_group=cloud.BACKEND)
+            volume_manager.volume_backend_opts,
+            config_group=inprocess_cinder.BACKEND)
         driver = driver_class(configuration=conf, db=self.manager.db,
-                              host=cloud.SERVICE_HOST)
+                              host=inprocess_cinder.SERVICE_HOST)
         driver.do_setup(self.admin_ctx)
         driver.check_for_setup_error()
 
@@ -679,10 +680,12 @@ class BadInputMixin:
         self.assertEqual(state, after, why)
         self.assertEqual([], self.open_reservations(), why)
         drift = {project: self.quota_drift(project)["gigabytes"]
-                 for project in (cloud.PROJECT_ID, cloud.INTERNAL_PROJECT_ID)}
+                 for project in (inprocess_cinder.PROJECT_ID,
+                                 inprocess_cinder.INTERNAL_PROJECT_ID)}
         if expected.quota_drift:
-            self.assertNotEqual({cloud.PROJECT_ID: 0,
-                                 cloud.INTERNAL_PROJECT_ID: 0}, drift, why)
+            self.assertNotEqual({inprocess_cinder.PROJECT_ID: 0,
+                                 inprocess_cinder.INTERNAL_PROJECT_ID: 0},
+                                drift, why)
         else:
             self.assert_no_quota_drift()
         if status is None:
@@ -691,11 +694,11 @@ class BadInputMixin:
         self.assertEqual([], os.listdir(self.sim.by_id_dir))
 
 
-class OursBadInput(BadInputMixin, base.OurDriverTestCase):
+class OursBadInput(BadInputMixin, driver_testcases.OurDriverTestCase):
     """Our driver, every row."""
 
 
-class StockBadInput(BadInputMixin, base.StockDriverTestCase):
+class StockBadInput(BadInputMixin, driver_testcases.StockDriverTestCase):
     """Cinder's driver, every row whose entry point it shares."""
 
     STOCK_29_SCENARIO = False
@@ -704,7 +707,7 @@ class StockBadInput(BadInputMixin, base.StockDriverTestCase):
 def _add_rows() -> None:
     seen: set[str] = set()
     for row in ROWS:
-        name = base.row_test_name(row.entry, row.name, seen)
+        name = driver_testcases.row_test_name(row.entry, row.name, seen)
         for case, outcome in ((OursBadInput, row.ours),
                               (StockBadInput, row.stock)):
             if outcome is None:

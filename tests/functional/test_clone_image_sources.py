@@ -42,8 +42,8 @@ from cinder.volume import volume_types
 import fixtures
 from oslo_utils import units
 
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -72,7 +72,7 @@ class TmpfsFixture(fixtures.Fixture):
         self.addCleanup(subprocess.run, ["umount", self.path], check=True)
 
 
-def snapshot_sources(recorded: cloud.Recorded) -> list[str]:
+def snapshot_sources(recorded: inprocess_cinder.Recorded) -> list[str]:
     """Array volumes snapshotted during one operation."""
     return [definition["volumeId"]
             for call in recorded.of("snapshotVolumes")
@@ -403,10 +403,10 @@ class CloneImageSourcesScenario:
 
 
 class TestCloneImageSourcesStock(CloneImageSourcesScenario,
-                                 base.StockDriverTestCase):
+                                 driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
 class TestCloneImageSourcesOurs(CloneImageSourcesScenario,
-                                base.OurDriverTestCase):
+                                driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

@@ -38,21 +38,21 @@ from oslo_utils import units
 
 from powerflex_cache_driver import data_copy
 from powerflex_cache_driver.simulator import loop
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
 VIRTUAL_SIZE = 1 * GIB
 PIECES = [(0, MIB), (VIRTUAL_SIZE // 2, MIB)]
-SOURCE_POOL = cloud.POOL
-TARGET_POOL = cloud.SECOND_POOL
+SOURCE_POOL = inprocess_cinder.POOL
+TARGET_POOL = inprocess_cinder.SECOND_POOL
 
 
 class CrossPoolScenario:
     """A clone into another pool, for the driver of the concrete class."""
 
-    BACKEND_OPTIONS = cloud.TWO_POOLS
+    BACKEND_OPTIONS = inprocess_cinder.TWO_POOLS
 
     def test_clone_into_another_pool(self) -> None:
         """1 GiB source in SP1, 10 GiB clone placed in SP2."""
@@ -162,11 +162,12 @@ class CrossPoolScenario:
         self.assert_array_matches_db()
 
 
-class TestCrossPoolStock(CrossPoolScenario, base.StockDriverTestCase):
+class TestCrossPoolStock(CrossPoolScenario,
+                         driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestCrossPoolOurs(CrossPoolScenario, base.OurDriverTestCase):
+class TestCrossPoolOurs(CrossPoolScenario, driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
     def shrink_source_after_first_read(self, backing_path: str) -> None:

@@ -31,16 +31,16 @@ from cinder import objects
 from cinder.volume import api as volume_api
 
 from powerflex_cache_driver import lost_answer
-from tests.functional import base
-from tests.functional import cloud
-from tests.functional import rpc
-from tests.functional import test_faults
+from tools.beds import driver_testcases
+from tools.beds import fake_rpc
+from tools.beds import gateway_faults
+from tools.beds import inprocess_cinder
 
-SECOND_HOST = "cinder-functional-2@%s" % cloud.BACKEND
+SECOND_HOST = "cinder-functional-2@%s" % inprocess_cinder.BACKEND
 """A second cinder-volume service on the same array."""
 
 
-class DeleteByName(base.OurDriverTestCase):
+class DeleteByName(driver_testcases.OurDriverTestCase):
     """Deletes of volumes without provider_id, on the simulator."""
 
     # -- helpers ------------------------------------------------------------
@@ -53,11 +53,11 @@ class DeleteByName(base.OurDriverTestCase):
 
         :returns: the volume and the late array volume's id.
         """
-        test_faults.slow("createVolume")(self, {})
+        gateway_faults.slow("createVolume")(self, {})
         volume, _unused = self.create_volume(10, expect_status="error")
         self.assertIsNone(volume.provider_id)
         name = lost_answer.array_name(volume.id)
-        deadline = time.monotonic() + test_faults.SLOW * 5
+        deadline = time.monotonic() + gateway_faults.SLOW * 5
         while self.sim.array.volume_by_name(name) is None:
             self.assertLess(time.monotonic(), deadline,
                             "the array never made %s" % name)
@@ -140,8 +140,9 @@ class DeleteByName(base.OurDriverTestCase):
         without provider_id) runs. The retry's array volume survives and
         the volume can be used.
         """
-        second = cloud.start_volume_manager(self.admin_ctx, SECOND_HOST)
-        rpc.reschedule_to(self, second, cloud.POOL)
+        second = inprocess_cinder.start_volume_manager(self.admin_ctx,
+                                                       SECOND_HOST)
+        fake_rpc.reschedule_to(self, second, inprocess_cinder.POOL)
         cleanups = self.spy(self.manager, "driver_delete_volume")
         self.sim.faults.fail("createVolume", 190)
 
@@ -165,9 +166,9 @@ class DeleteByName(base.OurDriverTestCase):
         # The volume is usable: the second service snapshots it, then
         # deletes both.
         api = volume_api.API()
-        api.scheduler_rpcapi = rpc.FakeSchedulerAPI(self.casts, second,
-                                                    cloud.POOL)
-        api.volume_rpcapi = rpc.FakeVolumeRPCAPI(self.casts, second)
+        api.scheduler_rpcapi = fake_rpc.FakeSchedulerAPI(self.casts, second,
+                                                         inprocess_cinder.POOL)
+        api.volume_rpcapi = fake_rpc.FakeVolumeRPCAPI(self.casts, second)
         snapshot = api.create_snapshot(self.user_ctx, volume, "snap", None)
         self._deliver()
         snapshot = objects.Snapshot.get_by_id(self.admin_ctx, snapshot.id)

@@ -31,8 +31,8 @@ from cinder import quota
 
 from powerflex_cache_driver import quota_charge
 from powerflex_cache_driver.simulator import errors
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 
 class ExtendScenario:
@@ -54,7 +54,8 @@ class ExtendScenario:
                     self.admin_ctx, filters={"resource_uuid": volume.id})]
 
 
-class TestExtendRecordsArraySize(ExtendScenario, base.OurDriverTestCase):
+class TestExtendRecordsArraySize(ExtendScenario,
+                                 driver_testcases.OurDriverTestCase):
     """This package's driver and volume manager."""
 
     def test_extend_records_the_array_size(self) -> None:
@@ -108,8 +109,8 @@ class TestExtendRecordsArraySize(ExtendScenario, base.OurDriverTestCase):
                            message_field.Detail.QUOTA_EXCEED[0])],
                          self._messages(volume))
         # With room for the array size, the same extend goes through.
-        db_api.quota_update(self.admin_ctx, cloud.PROJECT_ID, "gigabytes",
-                            16)
+        db_api.quota_update(self.admin_ctx, inprocess_cinder.PROJECT_ID,
+                            "gigabytes", 16)
         volume, _unused = self._extend(volume, 10)
         self.assertEqual(("available", 16), (volume.status, volume.size))
         self.assertEqual(16, self.quota_usage()["gigabytes"])
@@ -163,10 +164,11 @@ class TestExtendRecordsArraySize(ExtendScenario, base.OurDriverTestCase):
         self.assertEqual({}, self.manager._extends)
 
 
-class TestExtendUnderCinderManager(ExtendScenario, base.OurDriverTestCase):
+class TestExtendUnderCinderManager(ExtendScenario,
+                                   driver_testcases.OurDriverTestCase):
     """This package's driver under Cinder's volume manager (the control)."""
 
-    VOLUME_MANAGER = cloud.CINDER_MANAGER
+    VOLUME_MANAGER = inprocess_cinder.CINDER_MANAGER
 
     def test_extend_records_the_size_asked(self) -> None:
         volume, _unused = self.create_volume(8)

@@ -56,21 +56,16 @@ from oslo_utils import units
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import lost_answer
 from powerflex_cache_driver.simulator import errors
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import driver_testcases
+from tools.beds import gateway_faults
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
 IMAGE_SIZE = 1 * GIB
 PIECES = [(0, MIB), (IMAGE_SIZE // 2, MIB)]
-SOURCE_POOL = cloud.POOL
-OTHER_POOL = cloud.SECOND_POOL
-
-READ_TIMEOUT = 2.5
-"""The REST client's read timeout in the rows that provoke one (seconds);
-only there: a loaded machine may answer others more slowly."""
-SLOW = READ_TIMEOUT * 1.6
-"""An injected delay the client gives up waiting for."""
+SOURCE_POOL = inprocess_cinder.POOL
+OTHER_POOL = inprocess_cinder.SECOND_POOL
 
 _OS_BRICK_MAPS = (
     not compat.DRIVER_MAPS_VOLUMES,
@@ -79,7 +74,7 @@ _OS_BRICK_MAPS = (
     "way there")
 OLD_RELEASE_ROWS = {
     "setVolumeSize times out once (retried)": (
-        not base.STOCK_RECORDS_ROUNDED_SIZE,
+        not driver_testcases.STOCK_RECORDS_ROUNDED_SIZE,
         "before Cinder 29 the REST client does not retry a read timeout: "
         "it sets the status on the requests.Response class and fails with "
         "TypeError (Response.json() missing 'self')"),
@@ -148,18 +143,6 @@ def drop(op: str, after: bool, times: int = 1) -> Arm:
     """The connection of ``op`` closes before (or after) the array acts."""
     def arm(test: "FaultMatrix", ctx: dict) -> None:
         test.sim.faults.drop(op, times=times, after=after)
-    return arm
-
-
-def slow(op: str, times: int = 1) -> Arm:
-    """``op`` answers after the client's read timeout (the array acts)."""
-    def arm(test: "FaultMatrix", ctx: dict) -> None:
-        client = test.driver._get_client()
-        test.addCleanup(setattr, client, "rest_api_read_timeout",
-                        client.rest_api_read_timeout)
-        client.rest_api_read_timeout = READ_TIMEOUT
-        test.sim.faults.delay(op, SLOW, times=times)
-        ctx["slow"] = op
     return arm
 
 
@@ -253,7 +236,7 @@ ROWS = [
     # The array makes the volume only after the client gave up: the create
     # fails, and deleting the volume in error removes the late array volume.
     Row("createVolume times out, the array acts later", "create",
-        slow("createVolume"), ERROR),
+        gateway_faults.slow("createVolume"), ERROR),
     # A clone in the source's pool: one snapshot.
     Row("snapshotVolumes rc 191 (capacity too low)", "clone",
         fail("snapshotVolumes", 0, details_rc=SNAP_RC), ERROR,
@@ -266,7 +249,7 @@ ROWS = [
     Row("snapshotVolumes answer dropped after the array acts", "clone",
         drop("snapshotVolumes", after=True), AVAILABLE, ("snapshotVolumes",)),
     Row("snapshotVolumes times out, the array acts later", "clone",
-        slow("snapshotVolumes"), ERROR),
+        gateway_faults.slow("snapshotVolumes"), ERROR),
     # A clone that needs an extend: 16 GiB source, 20 requested.
     Row("setVolumeSize rc 190 on every retry", "clone_extend",
         fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE, times=3), ERROR,
@@ -275,7 +258,7 @@ ROWS = [
         fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE), AVAILABLE,
         ("setVolumeSize",)),
     Row("setVolumeSize times out once (retried)", "clone_extend",
-        slow("setVolumeSize"), AVAILABLE),
+        gateway_faults.slow("setVolumeSize"), AVAILABLE),
     Row("setVolumeSize answer dropped after the extend", "clone_extend",
         drop("setVolumeSize", after=True), ERROR, ("setVolumeSize",)),
     Row("setVolumeSize rc 133, then getVolume fails", "clone_extend",
@@ -315,7 +298,7 @@ ROWS = [
         fail("setVolumeSize", errors.VOL_SIZE_TOO_LARGE, times=3), ERROR,
         ("setVolumeSize",)),
     Row("setVolumeSize times out once (retried)", "extend",
-        slow("setVolumeSize"), AVAILABLE),
+        gateway_faults.slow("setVolumeSize"), AVAILABLE),
     Row("setVolumeSize rc 225 once (retried)", "extend",
         fail("setVolumeSize", errors.VOL_SIZE_ILLEGAL), AVAILABLE,
         ("setVolumeSize",)),
@@ -400,7 +383,7 @@ ROWS = [
         fail("addMappedSdc", errors.INI_NOT_FOUND), AVAILABLE,
         ("addMappedSdc",)),
     Row("addMappedSdc times out mapping the full entry", "rotation",
-        slow("addMappedSdc"), AVAILABLE),
+        gateway_faults.slow("addMappedSdc"), AVAILABLE),
     # "Not mapped" is believed: nothing unmaps it again.
     Row("removeMappedSdc rc 84 after the copy: unmapped meanwhile",
         "rotation", unmapped_meanwhile(times=1), AVAILABLE,
@@ -437,10 +420,10 @@ ROWS = [
 ]
 
 
-class FaultMatrix(base.OurDriverTestCase):
+class FaultMatrix(driver_testcases.OurDriverTestCase):
     """One test per row of :data:`ROWS`."""
 
-    BACKEND_OPTIONS = cloud.TWO_POOLS
+    BACKEND_OPTIONS = inprocess_cinder.TWO_POOLS
     SIMULATOR_OPTIONS = {"removal_seconds": REMOVAL_SECONDS}
 
     def setUp(self) -> None:
@@ -451,7 +434,8 @@ class FaultMatrix(base.OurDriverTestCase):
         self.set_project_quota("volumes", 50)
         self.set_project_quota("snapshots", 50)
         self.baseline = {project: self.quota_usage(project) for project in
-                         (cloud.PROJECT_ID, cloud.INTERNAL_PROJECT_ID)}
+                         (inprocess_cinder.PROJECT_ID,
+                          inprocess_cinder.INTERNAL_PROJECT_ID)}
         self.assertEqual({}, self.sim.array.volumes)
 
     # -- helpers ------------------------------------------------------------
@@ -618,7 +602,8 @@ class FaultMatrix(base.OurDriverTestCase):
                                                   entry["volume_id"])
             except exception.VolumeNotFound:
                 self.fail("cache entry %s names a deleted volume" % entry)
-            self.assertEqual(cloud.INTERNAL_PROJECT_ID, volume.project_id)
+            self.assertEqual(inprocess_cinder.INTERNAL_PROJECT_ID,
+                             volume.project_id)
             self.assertEqual("available", volume.status,
                              "cache volume %s" % volume.id)
             self.assertIn(volume.provider_id, array,
@@ -651,7 +636,7 @@ class FaultMatrix(base.OurDriverTestCase):
         # The user's volumes first: cache volumes are their vtree bases.
         volumes = sorted(objects.VolumeList.get_all(self.admin_ctx),
                          key=lambda v: v.project_id ==
-                         cloud.INTERNAL_PROJECT_ID)
+                         inprocess_cinder.INTERNAL_PROJECT_ID)
         for volume in volumes:
             volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
             self.api.delete(self.admin_ctx, volume,
@@ -676,9 +661,9 @@ class FaultMatrix(base.OurDriverTestCase):
         The client gave up waiting; the simulator answers (and acts) when
         the delay is over, and logs the request then.
         """
-        deadline = time.monotonic() + SLOW * 5
+        deadline = time.monotonic() + gateway_faults.SLOW * 5
         while not [c for c in self.sim.calls[mark:]
-                   if c.op == op and c.duration >= SLOW]:
+                   if c.op == op and c.duration >= gateway_faults.SLOW]:
             self.assertLess(time.monotonic(), deadline,
                             "the delayed %s never finished" % op)
             time.sleep(0.05)
@@ -718,7 +703,7 @@ class FaultMatrix(base.OurDriverTestCase):
 def _add_rows() -> None:
     seen: set[str] = set()
     for row in ROWS:
-        name = base.row_test_name(row.entry, row.name, seen)
+        name = driver_testcases.row_test_name(row.entry, row.name, seen)
 
         def test(self: FaultMatrix, row: Row = row) -> None:
             self.check(row)

@@ -28,12 +28,12 @@ from oslo_utils import units
 import testtools
 
 from powerflex_cache_driver import compat
-from tests.functional import base
-from tests.functional import cloud
-from tests.functional import sdc
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
+from tools.beds import simulated_sdc
 
 
-class TestHarness(base.StockDriverTestCase):
+class TestHarness(driver_testcases.StockDriverTestCase):
     """The wiring, checked once with the stock driver."""
 
     STOCK_29_SCENARIO = False
@@ -41,9 +41,9 @@ class TestHarness(base.StockDriverTestCase):
     def test_connector_factory_and_properties(self) -> None:
         """Cinder's brick helpers reach the simulated SDC."""
         properties = volume_utils.brick_get_connector_properties()
-        self.assertEqual(cloud.SDC_GUID, properties["sdc_guid"])
+        self.assertEqual(inprocess_cinder.SDC_GUID, properties["sdc_guid"])
         connector = volume_utils.brick_get_connector("scaleio")
-        self.assertIsInstance(connector, sdc.SimulatedSdcConnector)
+        self.assertIsInstance(connector, simulated_sdc.SimulatedSdcConnector)
         self.assertEqual(self.sim.by_id_dir, connector.get_search_path())
         self.assertIn("scaleio", type(connector).__mro__[1].__module__)
 
@@ -58,7 +58,7 @@ class TestHarness(base.StockDriverTestCase):
         """A cache miss maps the volume to our SDC and unmaps it after."""
         meta, image = self.make_image("h", units.Gi, [(0, units.Mi)], "h")
         volume, recorded = self.create_volume(8, image_id=meta["id"])
-        sdc_id = self.sim.sdc_ids[cloud.SDC_GUID]
+        sdc_id = self.sim.sdc_ids[inprocess_cinder.SDC_GUID]
         maps = recorded.of("addMappedSdc")
         self.assertEqual([volume.provider_id], [c.volume_id for c in maps])
         unmaps = recorded.of("removeMappedSdc")
@@ -70,7 +70,7 @@ class TestHarness(base.StockDriverTestCase):
         else:
             # Cinder 25 and 26: os-brick maps, by the SDC's GUID, with the
             # credentials of the host's connector.conf.
-            self.assertEqual(cloud.SDC_GUID, maps[0].body["guid"])
+            self.assertEqual(inprocess_cinder.SDC_GUID, maps[0].body["guid"])
             self.assertEqual(1, len(self.sdc.legacy_attempts))
         self.assertEqual([], self.casts.failures)
         self.delete_volume(volume)
@@ -100,12 +100,13 @@ class TestSdcFixture(testtools.TestCase):
         mapping = brick_connector.get_connector_mapping()
         before_entry = mapping.get("SCALEIO")
         before_list = list(brick_connector.unix_connector_list)
-        fixture = sdc.SimulatedSdcFixture("guid", "/nonexistent")
+        fixture = simulated_sdc.SimulatedSdcFixture("guid", "/nonexistent")
         with fixture:
-            self.assertEqual(sdc.CONNECTOR_PATH, mapping["SCALEIO"])
-            self.assertEqual([sdc.BASE_CONNECTOR_PATH, sdc.CONNECTOR_PATH],
+            self.assertEqual(simulated_sdc.CONNECTOR_PATH, mapping["SCALEIO"])
+            self.assertEqual([simulated_sdc.BASE_CONNECTOR_PATH,
+                              simulated_sdc.CONNECTOR_PATH],
                              brick_connector.unix_connector_list)
-            self.assertEqual("guid", sdc.active_sdc().guid)
+            self.assertEqual("guid", simulated_sdc.active_sdc().guid)
         self.assertEqual(before_entry, mapping.get("SCALEIO"))
         self.assertEqual(before_list, brick_connector.unix_connector_list)
-        self.assertRaises(RuntimeError, sdc.active_sdc)
+        self.assertRaises(RuntimeError, simulated_sdc.active_sdc)

@@ -36,12 +36,12 @@ from powerflex_cache_driver import compat
 from powerflex_cache_driver import data_copy
 from powerflex_cache_driver import host_attach
 from powerflex_cache_driver import host_mappings
-from tests.functional import base
+from tools.beds import driver_testcases
 
 CONF = cfg.CONF
 
 
-class HostAttachTest(base.OurDriverTestCase):
+class HostAttachTest(driver_testcases.OurDriverTestCase):
     """:class:`HostAttacher` against the simulator."""
 
     def setUp(self) -> None:

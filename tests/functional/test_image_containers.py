@@ -37,9 +37,9 @@ from cinder.image import image_utils
 from oslo_utils import units
 
 from powerflex_cache_driver import cache_entries
-from tests.functional import base
-from tests.functional import cloud
-from tests.functional import images
+from tools.beds import disk_images
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -83,7 +83,7 @@ class ContainersScenario:
                                       container_format=container_format)
         self.assert_volumes_are(meta, image, VIRTUAL_SIZE)
 
-    def assert_volumes_are(self, meta: dict, image: images.DiskImage,
+    def assert_volumes_are(self, meta: dict, image: disk_images.DiskImage,
                            written_bytes: int) -> None:
         """VOLUMES volumes of the image, past a rotation, hold the image."""
         volumes, cache_ids = self.volumes_of(meta)
@@ -128,14 +128,14 @@ class ContainersScenario:
         last MiB (found attacking the item 1 fix).
         """
         path = os.path.join(self.workdir, "luks.raw")
-        images.make_luks(path, "64M")
+        disk_images.make_luks(path, "64M")
         size = os.path.getsize(path)
         with open(path, "r+b") as disk:
             disk.seek(size - MIB)
-            disk.write(images.pattern("luks-tail", MIB))
-        image = images.DiskImage(path=path, disk_format="raw",
-                                 virtual_size=size, raw_reference=path)
-        meta = self.images.add_image(image, owner=cloud.PROJECT_ID,
+            disk.write(disk_images.pattern("luks-tail", MIB))
+        image = disk_images.DiskImage(path=path, disk_format="raw",
+                                      virtual_size=size, raw_reference=path)
+        meta = self.images.add_image(image, owner=inprocess_cinder.PROJECT_ID,
                                      name="luks")
         self.assert_volumes_are(meta, image, size)
 
@@ -184,11 +184,13 @@ class ContainersScenario:
         self.assert_array_matches_db()
 
 
-class TestContainersStock(ContainersScenario, base.StockDriverTestCase):
+class TestContainersStock(ContainersScenario,
+                          driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestContainersOurs(ContainersScenario, base.OurDriverTestCase):
+class TestContainersOurs(ContainersScenario,
+                         driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
     def test_entry_not_cloned_download_is_checked(self) -> None:

@@ -18,7 +18,7 @@ and all volumes hold the image's disk byte for byte.
 
 from oslo_utils import units
 
-from tests.functional import base
+from tools.beds import driver_testcases
 
 GIB = units.Gi
 MIB = units.Mi
@@ -63,9 +63,11 @@ class ImageFormatScenario:
         self._two_volumes("qcow2")
 
 
-class TestImageFormatsStock(ImageFormatScenario, base.StockDriverTestCase):
+class TestImageFormatsStock(ImageFormatScenario,
+                            driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestImageFormatsOurs(ImageFormatScenario, base.OurDriverTestCase):
+class TestImageFormatsOurs(ImageFormatScenario,
+                           driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

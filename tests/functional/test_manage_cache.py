@@ -14,7 +14,8 @@
 The commands run in-process against the harness's cinder-volume service,
 database and simulated array, with the harness's configuration (its
 ``[powerflex]`` section). The harness has no HTTP API: changes go through
-:class:`ApiAdapter`, which offers :class:`BlockStorage
+:class:`ApiAdapter <tools.beds.manage_command.ApiAdapter>`, which offers
+:class:`BlockStorage
 <powerflex_cache_driver.cmd.block_storage.BlockStorage>`'s methods over
 Cinder's real volume API (quotas, cache eviction, the volume manager).
 The HTTP client itself is covered by ``tests/unit/test_block_storage.py``.
@@ -23,7 +24,6 @@ action) is run in a subprocess against real files (:class:`TestCommandLine`).
 """
 
 import datetime
-import io
 import json
 import os
 import subprocess
@@ -34,10 +34,7 @@ from typing import Any, Optional
 from cinder import context as cinder_context
 from cinder.db import api as db
 from cinder import exception
-from cinder.message import message_field
 from cinder import objects
-from cinder.volume import volume_types
-from oslo_config import cfg
 from oslo_utils import units
 import testtools
 
@@ -45,141 +42,14 @@ from powerflex_cache_driver.cmd import block_storage
 from powerflex_cache_driver.cmd import common
 from powerflex_cache_driver.cmd import manage
 from powerflex_cache_driver import half_made
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import inprocess_cinder
+from tools.beds import manage_command
 
 GIB = units.Gi
 MIB = units.Mi
-PIECES = [(0, MIB), (GIB, MIB)]
-
-ADMIN_PROJECT_ID = "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e55"
-ADMIN_USER_ID = "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b66"
 
 
-class ApiAdapter:
-    """BlockStorage's methods over the harness's in-process volume API.
-
-    Requests are made as an admin of :data:`ADMIN_PROJECT_ID`; casts are
-    delivered to the volume manager when the command waits. ``writes``
-    lists every create, delete and extend asked for.
-    """
-
-    def __init__(self, test: Any) -> None:
-        self.test = test
-        self.ctx = cinder_context.RequestContext(
-            user_id=ADMIN_USER_ID, project_id=ADMIN_PROJECT_ID,
-            is_admin=True, roles=["admin", "member", "reader"])
-        self.writes: list[tuple] = []
-
-    @property
-    def project_id(self) -> str:
-        """The admin's project."""
-        return ADMIN_PROJECT_ID
-
-    @staticmethod
-    def _as_api(volume: Any) -> dict:
-        return {"id": volume.id, "status": volume.status,
-                "size": volume.size}
-
-    def create_volume(self, size: int, image_ref: Optional[str] = None,
-                      volume_type: Optional[str] = None,
-                      name: Optional[str] = None) -> dict:
-        """``POST /volumes``."""
-        self.writes.append(("create", size, image_ref, volume_type))
-        vtype = (volume_types.get_volume_type_by_name(self.ctx, volume_type)
-                 if volume_type else None)
-        try:
-            volume = self.test.api.create(self.ctx, size, name, None,
-                                          image_id=image_ref,
-                                          volume_type=vtype)
-        except (exception.OverQuota, exception.QuotaError) as error:
-            raise block_storage.OverQuota(str(error), 413)
-        return self._as_api(volume)
-
-    def get_volume(self, volume_id: str) -> dict:
-        """``GET /volumes/{id}``."""
-        try:
-            volume = objects.Volume.get_by_id(self.ctx, volume_id)
-        except exception.VolumeNotFound as error:
-            raise block_storage.NotFound(str(error), 404)
-        return self._as_api(volume)
-
-    def wait_for_status(self, volume_id: str, statuses: Any,
-                        timeout: float = 600.0) -> dict:
-        """Deliver the casts, then show the volume."""
-        self.test.casts.drain()
-        return self.get_volume(volume_id)
-
-    def delete_volume(self, volume_id: str) -> None:
-        """``DELETE /volumes/{id}``."""
-        self.writes.append(("delete", volume_id))
-        try:
-            volume = objects.Volume.get_by_id(self.ctx, volume_id)
-        except exception.VolumeNotFound as error:
-            raise block_storage.NotFound(str(error), 404)
-        self.test.api.delete(self.ctx, volume)
-
-    def wait_gone(self, volume_id: str, timeout: float = 600.0) -> None:
-        """Deliver the casts; the volume must be gone."""
-        self.test.casts.drain()
-        try:
-            volume = self.get_volume(volume_id)
-        except block_storage.NotFound:
-            return
-        raise block_storage.ApiError("volume %s is %s" %
-                                     (volume_id, volume["status"]))
-
-    def extend_volume(self, volume_id: str, new_size: int) -> None:
-        """``os-extend``."""
-        self.writes.append(("extend", volume_id, new_size))
-        volume = objects.Volume.get_by_id(self.ctx, volume_id)
-        try:
-            self.test.api.extend(self.ctx, volume, new_size)
-        except (exception.OverQuota, exception.QuotaError) as error:
-            raise block_storage.OverQuota(str(error), 413)
-        except exception.Invalid as error:
-            raise block_storage.ApiError(str(error), 400)
-
-    def list_messages(self, resource_id: str) -> list[str]:
-        """The user messages of a resource, as the API words them."""
-        rows = db.message_get_all(self.test.admin_ctx,
-                                  filters={"resource_uuid": resource_id})
-        return ["%s: %s" % (message_field.translate_action(m["action_id"]),
-                            message_field.translate_detail(m["detail_id"]))
-                for m in rows]
-
-    def get_image(self, image_id: str) -> dict:
-        """``GET /v2/images/{id}``."""
-        try:
-            return self.test.images.show(self.ctx, image_id)
-        except exception.ImageNotFound as error:
-            raise block_storage.NotFound(str(error), 404)
-
-
-class ManageTestCase(base.OurDriverTestCase):
-    """The command's functions with the harness's cinder.conf."""
-
-    def setUp(self) -> None:
-        super().setUp()
-        # cinder-volume's host option: the service runs as SERVICE_HOST.
-        self.override_config("host", cloud.SERVICE_HOST.split("@")[0])
-        self.backends = common.select_backends(cfg.CONF)
-
-    def run_command(self, function: Any, *args: Any,
-                    **kwargs: Any) -> tuple[int, str]:
-        """Run a ``run_*`` function; its exit status and output."""
-        out = io.StringIO()
-        status = function(self.backends, *args, out=out, **kwargs)
-        return status, out.getvalue()
-
-    def cached_image(self, name: str) -> tuple[dict, Any]:
-        """An image and a user volume made from it (a cache miss)."""
-        meta, _disk = self.make_image(name, 2 * GIB, PIECES, name)
-        volume, _unused = self.create_volume(8, image_id=meta["id"])
-        return meta, volume
-
-
-class TestCacheList(ManageTestCase):
+class TestCacheList(manage_command.ManageTestCase):
     """``cache list``: Cinder's cache entries against the array."""
 
     def _list(self, images: Optional[Any] = None) -> tuple[int, dict]:
@@ -192,7 +62,7 @@ class TestCacheList(ManageTestCase):
         entry_volume = self.cache_volume(meta["id"])
         array = self.array_volume(entry_volume.provider_id)
         mark = len(self.sim.calls)
-        status, listing = self._list(ApiAdapter(self))
+        status, listing = self._list(manage_command.ApiAdapter(self))
         self.assertEqual(0, status)
         self.assertEqual([], listing["half_made"])
         [entry] = listing["entries"]
@@ -250,11 +120,12 @@ class TestCacheList(ManageTestCase):
 
     def test_stale_entry_is_flagged_when_the_image_service_answers(
             self) -> None:
-        meta, disk = self.make_image("img", 2 * GIB, PIECES, "img")
+        meta, disk = self.make_image("img", 2 * GIB, manage_command.PIECES,
+                                     "img")
         self.create_volume(8, image_id=meta["id"])
         self.images.replace_data(meta["id"], disk, meta["updated_at"] +
                                  datetime.timedelta(minutes=5))
-        status, listing = self._list(ApiAdapter(self))
+        status, listing = self._list(manage_command.ApiAdapter(self))
         self.assertEqual((1, ["stale"]),
                          (status, listing["entries"][0]["flags"]))
 
@@ -263,12 +134,12 @@ class TestCacheList(ManageTestCase):
         # Test only: what a cinder-volume killed while making a cache
         # volume leaves once its start-up clean-up ran.
         internal = cinder_context.RequestContext(
-            user_id=cloud.INTERNAL_USER_ID,
-            project_id=cloud.INTERNAL_PROJECT_ID, is_admin=False)
+            user_id=inprocess_cinder.INTERNAL_USER_ID,
+            project_id=inprocess_cinder.INTERNAL_PROJECT_ID, is_admin=False)
         left = objects.Volume(
             context=internal, size=8, host=self.pool_host(),
-            user_id=cloud.INTERNAL_USER_ID,
-            project_id=cloud.INTERNAL_PROJECT_ID,
+            user_id=inprocess_cinder.INTERNAL_USER_ID,
+            project_id=inprocess_cinder.INTERNAL_PROJECT_ID,
             display_name=half_made.display_name(meta["id"]),
             status="error", attach_status="detached")
         left.create()
@@ -284,13 +155,14 @@ class TestCacheList(ManageTestCase):
                       (left.id, meta["id"]), output)
 
 
-class TestCacheWarm(ManageTestCase):
+class TestCacheWarm(manage_command.ManageTestCase):
     """``cache warm``: a fresh entry per volume type, through the API."""
 
     def test_miss_then_fresh(self) -> None:
-        meta, _disk = self.make_image("img", 2 * GIB, PIECES, "img")
-        before = self.quota_usage(ADMIN_PROJECT_ID)
-        api = ApiAdapter(self)
+        meta, _disk = self.make_image("img", 2 * GIB, manage_command.PIECES,
+                                      "img")
+        before = self.quota_usage(manage_command.ADMIN_PROJECT_ID)
+        api = manage_command.ApiAdapter(self)
         status, output = self.run_command(manage.run_cache_warm, api,
                                           meta["id"], [], "json")
         self.assertEqual(0, status, output)
@@ -307,10 +179,11 @@ class TestCacheWarm(ManageTestCase):
                          api.writes[1])
         self.assertRaises(exception.VolumeNotFound, objects.Volume.get_by_id,
                           self.admin_ctx, row["warming_volume_id"])
-        self.assertEqual(before, self.quota_usage(ADMIN_PROJECT_ID))
+        self.assertEqual(before,
+                         self.quota_usage(manage_command.ADMIN_PROJECT_ID))
         self.assertEqual(8, self.array_size_gib(entry_volume))
 
-        again = ApiAdapter(self)
+        again = manage_command.ApiAdapter(self)
         mark = len(self.sim.calls)
         status, output = self.run_command(manage.run_cache_warm, again,
                                           meta["id"], [], "table")
@@ -324,8 +197,9 @@ class TestCacheWarm(ManageTestCase):
 
     def test_wait_timeout_names_the_warming_volume(self) -> None:
         """A volume still being made is reported, not hidden by an error."""
-        meta, _disk = self.make_image("img", 2 * GIB, PIECES, "img")
-        api = ApiAdapter(self)
+        meta, _disk = self.make_image("img", 2 * GIB, manage_command.PIECES,
+                                      "img")
+        api = manage_command.ApiAdapter(self)
 
         def never_available(volume_id: str, statuses: Any,
                             timeout: float = 0) -> dict:
@@ -342,13 +216,14 @@ class TestCacheWarm(ManageTestCase):
                       % row["warming_volume_id"], row["message"])
 
     def test_unknown_volume_type_is_refused(self) -> None:
-        meta, _disk = self.make_image("img", 2 * GIB, PIECES, "img")
+        meta, _disk = self.make_image("img", 2 * GIB, manage_command.PIECES,
+                                      "img")
         self.assertRaises(common.CommandError, manage.cache_warm,
-                          self.backends, ApiAdapter(self), meta["id"],
-                          ["no-such-type"])
+                          self.backends, manage_command.ApiAdapter(self),
+                          meta["id"], ["no-such-type"])
 
 
-class TestCacheEvict(ManageTestCase):
+class TestCacheEvict(manage_command.ManageTestCase):
     """``cache evict``: entries' volumes deleted through the API."""
 
     def test_evict_one_image(self) -> None:
@@ -356,8 +231,9 @@ class TestCacheEvict(ManageTestCase):
         second, _volume = self.cached_image("second")
         evicted = self.cache_volume(first["id"])
         kept = self.cache_volume(second["id"])
-        internal_before = self.quota_usage(cloud.INTERNAL_PROJECT_ID)
-        api = ApiAdapter(self)
+        internal_before = self.quota_usage(
+            inprocess_cinder.INTERNAL_PROJECT_ID)
+        api = manage_command.ApiAdapter(self)
         status, output = self.run_command(manage.run_cache_evict, api,
                                           first["id"], "json")
         self.assertEqual(0, status, output)
@@ -368,9 +244,9 @@ class TestCacheEvict(ManageTestCase):
         self.assertEqual([kept.id], [e["volume_id"]
                                      for e in self.cache_entries()])
         self.assertNotIn(evicted.provider_id, self.sim.array.volumes)
+        internal = self.quota_usage(inprocess_cinder.INTERNAL_PROJECT_ID)
         self.assertEqual(internal_before["gigabytes"] - 8,
-                         self.quota_usage(
-                             cloud.INTERNAL_PROJECT_ID)["gigabytes"])
+                         internal["gigabytes"])
         self.assert_no_quota_drift()
 
     def test_evict_all(self) -> None:
@@ -379,15 +255,17 @@ class TestCacheEvict(ManageTestCase):
         volumes = {self.cache_volume(first["id"]).id,
                    self.cache_volume(second["id"]).id}
         status, output = self.run_command(manage.run_cache_evict,
-                                          ApiAdapter(self), None, "table")
+                                          manage_command.ApiAdapter(self),
+                                          None, "table")
         self.assertEqual(0, status, output)
         self.assertEqual([], self.cache_entries())
         for volume_id in volumes:
             self.assertIn(volume_id, output)
         self.assertEqual(0, self.quota_usage(
-            cloud.INTERNAL_PROJECT_ID)["gigabytes"])
+            inprocess_cinder.INTERNAL_PROJECT_ID)["gigabytes"])
         status, output = self.run_command(manage.run_cache_evict,
-                                          ApiAdapter(self), None, "table")
+                                          manage_command.ApiAdapter(self),
+                                          None, "table")
         self.assertEqual((0, True), (status, "No cache entry" in output))
 
 

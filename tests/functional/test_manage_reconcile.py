@@ -15,7 +15,7 @@ A volume recorded below its array size is made the way Cinder's volume
 manager leaves one (``extend_volume_recording_request``: an 8 GiB volume
 extended to 10 GiB records 10 and is charged 10 while the array holds 16),
 so the database is written by Cinder only. ``--fix`` goes through
-:class:`ApiAdapter <tests.functional.test_manage_cache.ApiAdapter>`
+:class:`ApiAdapter <tools.beds.manage_command.ApiAdapter>`
 (Cinder's real volume API, quotas and volume manager).
 """
 
@@ -29,13 +29,13 @@ from cinder.volume import volume_types
 
 from powerflex_cache_driver.cmd import manage
 from powerflex_cache_driver import quota_charge
-from tests.functional import cloud
-from tests.functional import test_manage_cache
+from tools.beds import inprocess_cinder
+from tools.beds import manage_command
 
-ApiAdapter = test_manage_cache.ApiAdapter
+ApiAdapter = manage_command.ApiAdapter
 
 
-class TestReconcile(test_manage_cache.ManageTestCase):
+class TestReconcile(manage_command.ManageTestCase):
     """Volumes recorded below what the array holds."""
 
     def short_volume(self) -> Any:
@@ -61,16 +61,18 @@ class TestReconcile(test_manage_cache.ManageTestCase):
         status, report = self.reconcile()
         self.assertEqual(1, status)
         self.assertEqual(
-            [{"volume_id": volume.id, "project_id": cloud.PROJECT_ID,
+            [{"volume_id": volume.id,
+              "project_id": inprocess_cinder.PROJECT_ID,
               "status": "available", "recorded_gib": 10, "array_gib": 16,
               "backend": "powerflex", "cache_entry": False,
               "action": "to fix",
               "reason": "recorded 10 GiB, the array holds 16 GiB",
               "command": "openstack volume set --size 16 %s" % volume.id}],
             report["volumes"])
-        self.assertEqual([{"project_id": cloud.PROJECT_ID, "usage_gib": 18,
-                           "records_gib": 18, "difference_gib": 0,
-                           "command": "", "synced_from_gib": None}],
+        self.assertEqual([{"project_id": inprocess_cinder.PROJECT_ID,
+                           "usage_gib": 18, "records_gib": 18,
+                           "difference_gib": 0, "command": "",
+                           "synced_from_gib": None}],
                          report["projects"])
         self.assertEqual({"GET"}, {c.method for c in self.sim.calls[mark:]
                                    if c.op != "login"})
@@ -116,10 +118,11 @@ class TestReconcile(test_manage_cache.ManageTestCase):
         status, report = self.reconcile()
         self.assertEqual(1, status)
         self.assertEqual(
-            [(cloud.PROJECT_ID, 20, 26, -6)],
+            [(inprocess_cinder.PROJECT_ID, 20, 26, -6)],
             [(p["project_id"], p["usage_gib"], p["records_gib"],
               p["difference_gib"]) for p in report["projects"]])
-        self.assertIn("reconcile --fix --project %s" % cloud.PROJECT_ID,
+        self.assertIn("reconcile --fix --project %s"
+                      % inprocess_cinder.PROJECT_ID,
                       report["projects"][0]["command"])
 
         status, output = self.reconcile(fix=True, api=ApiAdapter(self),
@@ -127,7 +130,7 @@ class TestReconcile(test_manage_cache.ManageTestCase):
         self.assertEqual(0, status, output)
         self.assertIn("Project %s: usage synced from 26 GiB to its records "
                       "(32 GiB) with cinder-manage quota sync."
-                      % cloud.PROJECT_ID, output)
+                      % inprocess_cinder.PROJECT_ID, output)
         self.assertEqual(16, objects.Volume.get_by_id(
             self.admin_ctx, volume.id).size)
         self.assertEqual(32, self.quota_usage()["gigabytes"])
@@ -241,17 +244,17 @@ class TestReconcile(test_manage_cache.ManageTestCase):
         status, output = self.reconcile(fix=True, api=api, fmt="table")
         self.assertEqual(1, status, output)
         self.assertIn("project %s has no quota room for 6 GiB more"
-                      % cloud.PROJECT_ID, output)
+                      % inprocess_cinder.PROJECT_ID, output)
         self.assertIn("openstack quota set --gigabytes <limit + 6> %s, then "
                       "openstack volume set --size 16 %s"
-                      % (cloud.PROJECT_ID, volume.id), output)
+                      % (inprocess_cinder.PROJECT_ID, volume.id), output)
         volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
         self.assertEqual(("available", 10), (volume.status, volume.size))
         self.assertEqual(10, self.quota_usage()["gigabytes"])
 
     def test_cache_entry_volumes_are_marked(self) -> None:
-        meta, _disk = self.make_image("img", 2 * test_manage_cache.GIB,
-                                      test_manage_cache.PIECES, "img")
+        meta, _disk = self.make_image("img", 2 * manage_command.GIB,
+                                      manage_command.PIECES, "img")
         self.create_volume(8, image_id=meta["id"])
         entry_volume = self.cache_volume(meta["id"])
         # As Cinder's volume manager records an extend (the size asked).
@@ -263,8 +266,9 @@ class TestReconcile(test_manage_cache.ManageTestCase):
         self.assertEqual((10, 16), (short.size, self.array_size_gib(short)))
         status, report = self.reconcile()
         self.assertEqual(1, status)
-        self.assertEqual([(short.id, cloud.INTERNAL_PROJECT_ID, True)],
+        self.assertEqual([(short.id, inprocess_cinder.INTERNAL_PROJECT_ID,
+                           True)],
                          [(r["volume_id"], r["project_id"],
                            r["cache_entry"]) for r in report["volumes"]])
-        self.assertIn(cloud.INTERNAL_PROJECT_ID,
+        self.assertIn(inprocess_cinder.INTERNAL_PROJECT_ID,
                       [p["project_id"] for p in report["projects"]])

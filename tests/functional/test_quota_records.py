@@ -45,11 +45,11 @@ import fixtures
 from oslo_utils import units
 
 from powerflex_cache_driver.simulator import errors
-from tests.functional import base
-from tests.functional import cloud
-from tests.functional import rpc
+from tools.beds import driver_testcases
+from tools.beds import fake_rpc
+from tools.beds import inprocess_cinder
 
-TARGET_POOL = cloud.SECOND_POOL
+TARGET_POOL = inprocess_cinder.SECOND_POOL
 
 
 class ManagerRPC:
@@ -121,7 +121,7 @@ class ManagerRPC:
 class MigrationScenario:
     """Issue 20 item 6: a host-assisted migration into another pool."""
 
-    BACKEND_OPTIONS = cloud.TWO_POOLS
+    BACKEND_OPTIONS = inprocess_cinder.TWO_POOLS
 
     def setUp(self) -> None:
         super().setUp()
@@ -241,7 +241,8 @@ class MigrationScenario:
             return disk.read(length)
 
 
-class TestMigrationQuotaOurs(MigrationScenario, base.OurDriverTestCase):
+class TestMigrationQuotaOurs(MigrationScenario,
+                             driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -386,7 +387,8 @@ class GroupCloneScenario:
         self.assert_array_matches_db()
 
 
-class TestGroupCloneOurs(GroupCloneScenario, base.OurDriverTestCase):
+class TestGroupCloneOurs(GroupCloneScenario,
+                         driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -436,11 +438,12 @@ class CacheHitScenario:
         self.assertEqual(8, self.quota_usage()["gigabytes"])
 
 
-class TestCacheHitQuotaOurs(CacheHitScenario, base.OurDriverTestCase):
+class TestCacheHitQuotaOurs(CacheHitScenario,
+                            driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
-class TestRoundingRefusalNotRescheduled(base.OurDriverTestCase):
+class TestRoundingRefusalNotRescheduled(driver_testcases.OurDriverTestCase):
     """Issue 21: a create refused for the rounding's quota, once.
 
     Quota has room for the 1 GiB asked, not for the 8 GiB the array
@@ -451,10 +454,11 @@ class TestRoundingRefusalNotRescheduled(base.OurDriverTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        second = cloud.start_volume_manager(self.admin_ctx,
-                                            "cinder-functional-2@%s" %
-                                            cloud.BACKEND)
-        self.elsewhere = rpc.reschedule_to(self, second, cloud.POOL)
+        second = inprocess_cinder.start_volume_manager(
+            self.admin_ctx,
+            "cinder-functional-2@%s" % inprocess_cinder.BACKEND)
+        self.elsewhere = fake_rpc.reschedule_to(self, second,
+                                                inprocess_cinder.POOL)
         self.driver_creates = self.spy(self.manager.driver, "create_volume")
         self.second_creates = self.spy(second.driver, "create_volume")
 
@@ -473,7 +477,8 @@ class TestRoundingRefusalNotRescheduled(base.OurDriverTestCase):
         volume, recorded = self.create_volume(1, expect_status=None)
 
         self.assertEqual("error", volume.status)
-        self.assertEqual(self.manager.host + "#" + cloud.POOL, volume.host)
+        self.assertEqual(self.manager.host + "#" + inprocess_cinder.POOL,
+                         volume.host)
         self.assertEqual(0, self.elsewhere.creates, "rescheduled")
         self.assertEqual((1, 0), (len(self.driver_creates),
                                   len(self.second_creates)))

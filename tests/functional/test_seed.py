@@ -34,16 +34,10 @@ too many off the project's usage. With ``verify_glance_signatures =
 disabled`` the cache-miss volume is recorded at 64 GiB as well.
 """
 
-from oslo_utils import units
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
+from tools.beds import scenario_images
 
-from tests.functional import base
-from tests.functional import cloud
-
-GIB = units.Gi
-SEED_VIRTUAL_SIZE = 60 * GIB
-SEED_PIECES = [(0, 64 * units.Ki), (GIB + 12345, 4 * units.Ki),
-               (30 * GIB, units.Mi), (SEED_VIRTUAL_SIZE - 64 * units.Ki,
-                                      64 * units.Ki)]
 BASELINE_SIZE = 32
 REQUESTED = 60
 HITS = 3
@@ -56,8 +50,9 @@ class SeedScenario:
                   signature_verification: bool = True) -> None:
         if not signature_verification:
             self.override_config("verify_glance_signatures", "disabled")
-        meta, image = self.make_image("seed", SEED_VIRTUAL_SIZE, SEED_PIECES,
-                                      "seed", disk_format=disk_format)
+        meta, image = self.make_image(
+            "seed", scenario_images.SEED_VIRTUAL_SIZE,
+            scenario_images.SEED_PIECES, "seed", disk_format=disk_format)
         self.require_conversion_space(image)
         baseline, _unused = self.create_volume(BASELINE_SIZE)
         start = self.quota_usage()
@@ -120,7 +115,7 @@ class SeedScenario:
         self.assertEqual(
             {"volumes": 0, "snapshots": 0,
              "gigabytes": self.expect(stock=miss_db - 64, ours=0)},
-            self.quota_drift(cloud.INTERNAL_PROJECT_ID))
+            self.quota_drift(inprocess_cinder.INTERNAL_PROJECT_ID))
 
         for volume in volumes:
             self.delete_volume(volume)
@@ -132,8 +127,9 @@ class SeedScenario:
         if self.is_ours:
             self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
                              self.quota_usage())
-            self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
-                             self.quota_usage(cloud.INTERNAL_PROJECT_ID))
+            self.assertEqual(
+                {"volumes": 0, "gigabytes": 0, "snapshots": 0},
+                self.quota_usage(inprocess_cinder.INTERNAL_PROJECT_ID))
         self.assert_array_matches_db()
 
     def test_seed_raw_image(self) -> None:
@@ -149,9 +145,9 @@ class SeedScenario:
         self._run_seed("qcow2", signature_verification=False)
 
 
-class TestSeedStock(SeedScenario, base.StockDriverTestCase):
+class TestSeedStock(SeedScenario, driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestSeedOurs(SeedScenario, base.OurDriverTestCase):
+class TestSeedOurs(SeedScenario, driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

@@ -44,9 +44,9 @@ from oslo_utils import units
 
 from powerflex_cache_driver import cache_entries
 from powerflex_cache_driver import quota_charge
-from tests.functional import base
-from tests.functional import cloud
-from tests.functional import images
+from tools.beds import disk_images
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -54,8 +54,8 @@ BIG_VIRTUAL_SIZE = 60 * GIB
 BIG_PIECES = [(0, MIB), (BIG_VIRTUAL_SIZE - MIB, MIB)]
 SMALL_VIRTUAL_SIZE = 1 * GIB
 SMALL_PIECES = [(0, MIB), (SMALL_VIRTUAL_SIZE // 2, MIB)]
-SOURCE_POOL = cloud.POOL
-TARGET_POOL = cloud.SECOND_POOL
+SOURCE_POOL = inprocess_cinder.POOL
+TARGET_POOL = inprocess_cinder.SECOND_POOL
 
 TAIL_OFFSET = 16 * GIB - 3 * MIB + 4096
 """Where the guest writes in a 16 GiB disk: the last GiB, past 10 GiB."""
@@ -112,7 +112,7 @@ tenant's usage)."""
 class SizesScenario:
     """Sizes and quota along every create path, for one driver."""
 
-    BACKEND_OPTIONS = cloud.TWO_POOLS
+    BACKEND_OPTIONS = inprocess_cinder.TWO_POOLS
 
     # -- helpers --------------------------------------------------------------
 
@@ -130,8 +130,9 @@ class SizesScenario:
             self.array_volume(volume.provider_id).vtree_id)
 
     def _gigabytes(self) -> tuple[int, int]:
-        return (self.quota_usage()["gigabytes"],
-                self.quota_usage(cloud.INTERNAL_PROJECT_ID)["gigabytes"])
+        user = self.quota_usage()
+        internal = self.quota_usage(inprocess_cinder.INTERNAL_PROJECT_ID)
+        return (user["gigabytes"], internal["gigabytes"])
 
     def _measure(self, table: dict[str, Row], path: str,
                  make: Callable[[], Any]) -> Any:
@@ -165,7 +166,7 @@ class SizesScenario:
 
     def _write_tail(self, obj: Any, offset: int, seed: str) -> bytes:
         """Write what a guest writes near the end of its disk."""
-        data = images.pattern(seed, TAIL_LENGTH)
+        data = disk_images.pattern(seed, TAIL_LENGTH)
         path = self.array_volume(obj.provider_id).backing_path
         with open(path, "r+b") as handle:
             handle.seek(offset)
@@ -186,7 +187,7 @@ class SizesScenario:
                                       "big")
         self.require_conversion_space(image)
         start = self.quota_usage()
-        internal_start = self.quota_usage(cloud.INTERNAL_PROJECT_ID)
+        internal_start = self.quota_usage(inprocess_cinder.INTERNAL_PROJECT_ID)
         copies = (self.spy(self.driver, "copy_volume_data_sparse")
                   if self.is_ours else [])
         table: dict[str, Row] = {}
@@ -292,7 +293,7 @@ class SizesScenario:
         self.delete_volume(blank)
         self.delete_cache_entries()
         end = self.quota_usage()
-        internal_end = self.quota_usage(cloud.INTERNAL_PROJECT_ID)
+        internal_end = self.quota_usage(inprocess_cinder.INTERNAL_PROJECT_ID)
         self.assertEqual(start["volumes"], end["volumes"])
         self.assertEqual(start["snapshots"], end["snapshots"])
         self.assertEqual(internal_start["volumes"], internal_end["volumes"])
@@ -505,9 +506,9 @@ class SizesScenario:
                          "create refused for quota")
 
 
-class TestSizesStock(SizesScenario, base.StockDriverTestCase):
+class TestSizesStock(SizesScenario, driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestSizesOurs(SizesScenario, base.OurDriverTestCase):
+class TestSizesOurs(SizesScenario, driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

@@ -33,8 +33,8 @@ they already have.
 from cinder import exception
 from oslo_utils import units
 
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -97,9 +97,9 @@ class SmallImageScenario:
                          [v.size for v in volumes])
         self.assertEqual(-self.expect(stock=2 * 4, ours=0),
                          self.quota_drift()["gigabytes"])
+        internal = self.quota_drift(inprocess_cinder.INTERNAL_PROJECT_ID)
         self.assertEqual(-self.expect(stock=8 - 3, ours=0),
-                         self.quota_drift(
-                             cloud.INTERNAL_PROJECT_ID)["gigabytes"])
+                         internal["gigabytes"])
         if self.is_ours:
             self.assert_sizes_cover_array()
             self.assert_no_quota_drift()
@@ -203,9 +203,11 @@ class SmallImageScenario:
         self.assert_array_matches_db()
 
 
-class TestSmallImageStock(SmallImageScenario, base.StockDriverTestCase):
+class TestSmallImageStock(SmallImageScenario,
+                          driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestSmallImageOurs(SmallImageScenario, base.OurDriverTestCase):
+class TestSmallImageOurs(SmallImageScenario,
+                         driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

@@ -36,14 +36,10 @@ the 24 GiB the array holds, and charges the project for it.
 """
 
 from cinder import exception
-from oslo_utils import units
 
-from tests.functional import base
+from tools.beds import driver_testcases
+from tools.beds import scenario_images
 
-GIB = units.Gi
-MIB = units.Mi
-VIRTUAL_SIZE = 1 * GIB
-PIECES = [(0, MIB), (VIRTUAL_SIZE // 2, MIB), (VIRTUAL_SIZE - MIB, MIB)]
 BASELINE_SIZE = 32
 
 
@@ -52,7 +48,9 @@ class SnapshotCloneExtendScenario:
 
     def test_snapshot_clone_and_extend_of_an_image_volume(self) -> None:
         """10 GiB volume -> snapshot -> 12 (ours: 16) GiB -> clones."""
-        meta, image = self.make_image("tiny", VIRTUAL_SIZE, PIECES, "tiny")
+        meta, image = self.make_image(
+            "tiny", scenario_images.SMALL_VIRTUAL_SIZE,
+            scenario_images.SMALL_PIECES, "tiny")
         baseline, _unused = self.create_volume(BASELINE_SIZE)
         start = self.quota_usage()
 
@@ -168,10 +166,10 @@ class SnapshotCloneExtendScenario:
 
 
 class TestSnapshotCloneExtendStock(SnapshotCloneExtendScenario,
-                                   base.StockDriverTestCase):
+                                   driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
 class TestSnapshotCloneExtendOurs(SnapshotCloneExtendScenario,
-                                  base.OurDriverTestCase):
+                                  driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

@@ -24,7 +24,7 @@ from cinder import exception
 from cinder import objects
 from oslo_utils import units
 
-from tests.functional import base
+from tools.beds import driver_testcases
 
 GIB = units.Gi
 MIB = units.Mi
@@ -87,9 +87,11 @@ class StaleCacheScenario:
         self._updated_image("qcow2")
 
 
-class TestStaleCacheStock(StaleCacheScenario, base.StockDriverTestCase):
+class TestStaleCacheStock(StaleCacheScenario,
+                          driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestStaleCacheOurs(StaleCacheScenario, base.OurDriverTestCase):
+class TestStaleCacheOurs(StaleCacheScenario,
+                         driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""

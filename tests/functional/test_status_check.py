@@ -36,7 +36,7 @@ import testtools
 from powerflex_cache_driver.cmd import status
 from powerflex_cache_driver import host_mappings
 from powerflex_cache_driver.simulator import gateway as sim_gateway
-from tests.functional import gateway
+from tools.beds import gateway_simulator
 
 OURS = "powerflex_cache_driver.driver.PowerFlexCacheDriver"
 OUR_MANAGER = "powerflex_cache_driver.manager.VolumeManager"
@@ -75,8 +75,8 @@ class StatusCheckTestCase(testtools.TestCase):
 
     def start_sim(self, **kwargs: Any) -> Any:
         workdir = os.path.join(self.workdir, "sim")
-        return self.useFixture(gateway.SimulatorFixture(workdir,
-                                                        **kwargs)).sim
+        return self.useFixture(gateway_simulator.SimulatorFixture(
+            workdir, **kwargs)).sim
 
     def write_conf(self, sim: Any, backend: Optional[dict] = None,
                    default: Optional[dict] = None,

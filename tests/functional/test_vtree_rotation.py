@@ -51,8 +51,8 @@ from powerflex_cache_driver import host_attach
 from powerflex_cache_driver import image_clone
 from powerflex_cache_driver import options
 from powerflex_cache_driver import vtree_rotation
-from tests.functional import base
-from tests.functional import cloud
+from tools.beds import driver_testcases
+from tools.beds import inprocess_cinder
 
 GIB = units.Gi
 MIB = units.Mi
@@ -192,11 +192,11 @@ class ManyVolumesScenario(RotationHelpers):
         self.assertEqual(
             {"volumes": 1, "snapshots": 0,
              "gigabytes": self.expect(stock=1, ours=8)},
-            self.quota_usage(cloud.INTERNAL_PROJECT_ID))
+            self.quota_usage(inprocess_cinder.INTERNAL_PROJECT_ID))
         self.assertEqual(
             {"volumes": 0, "snapshots": 0,
              "gigabytes": -self.expect(stock=7, ours=0)},
-            self.quota_drift(cloud.INTERNAL_PROJECT_ID))
+            self.quota_drift(inprocess_cinder.INTERNAL_PROJECT_ID))
         self.assertEqual(len(volumes) + 1, len(self.sim.array.volumes))
         if self.is_ours:
             self.assert_sizes_cover_array()
@@ -209,11 +209,13 @@ class ManyVolumesScenario(RotationHelpers):
         self.assert_array_matches_db()
 
 
-class TestManyVolumesStock(ManyVolumesScenario, base.StockDriverTestCase):
+class TestManyVolumesStock(ManyVolumesScenario,
+                           driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestManyVolumesOurs(ManyVolumesScenario, base.OurDriverTestCase):
+class TestManyVolumesOurs(ManyVolumesScenario,
+                          driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -258,12 +260,12 @@ class VtreeSizeOptionScenario(RotationHelpers):
 
 
 class TestVtreeSizeOptionStock(VtreeSizeOptionScenario,
-                               base.StockDriverTestCase):
+                               driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
 class TestVtreeSizeOptionOurs(VtreeSizeOptionScenario,
-                              base.OurDriverTestCase):
+                              driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
@@ -282,7 +284,8 @@ class FailedRotationScenario(RotationHelpers):
         volumes = [self.create_volume(1, image_id=meta["id"])[0]
                    for _unused in range(3)]
         full_entry = self.cache_volume(meta["id"])
-        internal_before = self.quota_usage(cloud.INTERNAL_PROJECT_ID)
+        internal_before = self.quota_usage(
+            inprocess_cinder.INTERNAL_PROJECT_ID)
         user_before = self.quota_usage()
         copies = self.record_host_copies()
         arm()
@@ -318,14 +321,16 @@ class FailedRotationScenario(RotationHelpers):
         self.assertEqual(full_entry.provider_id, removed[-1])
         self.assertNotIn(full_entry.provider_id, self.sim.array.volumes)
         internal = objects.VolumeList.get_all_by_project(
-            self.admin_ctx, cloud.INTERNAL_PROJECT_ID)
+            self.admin_ctx, inprocess_cinder.INTERNAL_PROJECT_ID)
         self.assertEqual([self.cache_volume(meta["id"]).id],
                          [v.id for v in internal])
         self.assertNotEqual(full_entry.id, internal[0].id)
-        self.assertEqual(internal_before,
-                         self.quota_usage(cloud.INTERNAL_PROJECT_ID))
-        self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
-                         self.quota_drift(cloud.INTERNAL_PROJECT_ID))
+        self.assertEqual(
+            internal_before,
+            self.quota_usage(inprocess_cinder.INTERNAL_PROJECT_ID))
+        self.assertEqual(
+            {"volumes": 0, "gigabytes": 0, "snapshots": 0},
+            self.quota_drift(inprocess_cinder.INTERNAL_PROJECT_ID))
         self.assertEqual(user_before["volumes"] + 1,
                          self.quota_usage()["volumes"])
         self.assertEqual(len(volumes) + 2, len(self.sim.array.volumes))
@@ -361,15 +366,17 @@ class FailedRotationScenario(RotationHelpers):
 
 
 class TestFailedRotationStock(FailedRotationScenario,
-                              base.StockDriverTestCase):
+                              driver_testcases.StockDriverTestCase):
     """Cinder's PowerFlexDriver."""
 
 
-class TestFailedRotationOurs(FailedRotationScenario, base.OurDriverTestCase):
+class TestFailedRotationOurs(FailedRotationScenario,
+                             driver_testcases.OurDriverTestCase):
     """powerflex_cache_driver's PowerFlexCacheDriver."""
 
 
-class TestRotationDisabledOurs(RotationHelpers, base.OurDriverTestCase):
+class TestRotationDisabledOurs(RotationHelpers,
+                               driver_testcases.OurDriverTestCase):
     """``powerflex_cache_rotate_full_vtree = False``: downloaded again."""
 
     SIMULATOR_OPTIONS = {"snapshot_limit": 3}
@@ -392,7 +399,8 @@ class TestRotationDisabledOurs(RotationHelpers, base.OurDriverTestCase):
         self.assert_array_matches_db()
 
 
-class TestInterruptedRotationOurs(RotationHelpers, base.OurDriverTestCase):
+class TestInterruptedRotationOurs(RotationHelpers,
+                                  driver_testcases.OurDriverTestCase):
     """A service stopped in the middle of a rotation copy, then started.
 
     What the stopped service leaves is built with the driver's own steps
@@ -443,14 +451,15 @@ class TestInterruptedRotationOurs(RotationHelpers, base.OurDriverTestCase):
         self.assertNotIn(half.provider_id, self.sim.array.volumes)
         self.assertNotEqual(full_entry.id, self.cache_volume(meta["id"]).id)
         self.assertEqual(1, self.images.downloads[meta["id"]])
-        self.assertEqual({"volumes": 0, "gigabytes": 0, "snapshots": 0},
-                         self.quota_drift(cloud.INTERNAL_PROJECT_ID))
+        self.assertEqual(
+            {"volumes": 0, "gigabytes": 0, "snapshots": 0},
+            self.quota_drift(inprocess_cinder.INTERNAL_PROJECT_ID))
         self.assert_no_quota_drift()
         self.assert_array_matches_db()
 
 
 class TestEntriesRemovedUnderCreateOurs(RotationHelpers,
-                                        base.OurDriverTestCase):
+                                        driver_testcases.OurDriverTestCase):
     """Every entry a create finds is removed before it can clone it."""
 
     def test_image_copied_without_a_second_entry(self) -> None:
@@ -476,7 +485,8 @@ class TestEntriesRemovedUnderCreateOurs(RotationHelpers,
         self.assert_sizes_cover_array()
 
 
-class TestStormFillsEachNewEntryOurs(RotationHelpers, base.OurDriverTestCase):
+class TestStormFillsEachNewEntryOurs(RotationHelpers,
+                                     driver_testcases.OurDriverTestCase):
     """A boot storm: other creates fill each new entry before this one.
 
     The clone of the create under test is refused (vtree full) a number of

@@ -25,8 +25,8 @@ from requests_mock.contrib import fixture as rm_fixture
 
 from powerflex_cache_driver import driver as ours
 from powerflex_cache_driver import options
-from tests import base as tests_base
 from tests.unit import fake_gateway
+from tools.beds import cinder_testcase
 
 
 OURS = ours.PowerFlexCacheDriver
@@ -34,7 +34,7 @@ STOCK = stock.PowerFlexDriver
 HOST = "cinder@powerflex#PD1:SP1"
 
 
-class DriverTestCase(tests_base.CinderTestCase):
+class DriverTestCase(cinder_testcase.CinderTestCase):
     """Build drivers the way cinder-volume does, against a mocked array."""
 
     def setUp(self) -> None:

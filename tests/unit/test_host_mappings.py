@@ -17,13 +17,13 @@ import subprocess
 from oslo_config import cfg
 
 from powerflex_cache_driver import host_mappings
-from tests import base
+from tools.beds import cinder_testcase
 
 CONF = cfg.CONF
 KEY = host_mappings.key_of("6f24f28a00000000", "aa2d8bf200000000")
 
 
-class RecordTest(base.CinderTestCase):
+class RecordTest(cinder_testcase.CinderTestCase):
     """Records kept under ``[oslo_concurrency] lock_path``."""
 
     def _path(self) -> str:

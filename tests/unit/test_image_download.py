@@ -20,10 +20,10 @@ from cinder import exception
 import fixtures
 
 from powerflex_cache_driver import image_download
-from tests import base
+from tools.beds import cinder_testcase
 
 
-class Unpack(base.CinderTestCase):
+class Unpack(cinder_testcase.CinderTestCase):
 
     def setUp(self):
         super().setUp()
@@ -70,7 +70,7 @@ class Unpack(base.CinderTestCase):
             run_as_root=True)
 
 
-class UnpackedImageService(base.CinderTestCase):
+class UnpackedImageService(cinder_testcase.CinderTestCase):
 
     def test_show_says_bare_and_the_rest_is_the_service(self):
         service = mock.Mock()
@@ -90,7 +90,7 @@ class UnpackedImageService(base.CinderTestCase):
                                                  data="file")
 
 
-class UnpackAndMeasure(base.CinderTestCase):
+class UnpackAndMeasure(cinder_testcase.CinderTestCase):
 
     def test_unreadable_container_fails_like_cinders_copy(self):
         """A corrupt gzip: ImageCopyFailure, which Cinder never reschedules.

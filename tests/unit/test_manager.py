@@ -21,8 +21,8 @@ import testtools
 
 from powerflex_cache_driver import compat
 from powerflex_cache_driver import manager
-from tests import base as tests_base
 from tests.unit import base
+from tools.beds import cinder_testcase
 
 PROJECT = "5f1d2a6b-0c11-4c59-9a53-7b0f3c2e1d0a"
 
@@ -67,7 +67,7 @@ def make_volumes(ctx: context.RequestContext) -> None:
             volume.destroy()
 
 
-class PoolSummaries(tests_base.CinderTestCase):
+class PoolSummaries(cinder_testcase.CinderTestCase):
     """pool_summaries sums one pool of one backend or cluster."""
 
     def test_counts(self):
@@ -81,7 +81,7 @@ class PoolSummaries(tests_base.CinderTestCase):
                 "%s %s (clustered: %s)" % (backend, pool, clustered))
 
 
-class AppendVolumeStats(tests_base.CinderTestCase):
+class AppendVolumeStats(cinder_testcase.CinderTestCase):
     """The stats report carries the database's figure for each pool."""
 
     def make_manager(self, cluster: Optional[str] = None

@@ -31,7 +31,7 @@ import uuid
 
 from cinder import exception
 
-from tests.functional import images
+from tools.beds import disk_images
 
 
 def utcnow() -> datetime.datetime:
@@ -45,14 +45,14 @@ class FakeImageService:
 
     def __init__(self) -> None:
         self.images: dict[str, dict[str, Any]] = {}
-        self.files: dict[str, images.DiskImage] = {}
+        self.files: dict[str, disk_images.DiskImage] = {}
         self.downloads: collections.Counter = collections.Counter()
         # Cinder's TemporaryImages registers itself here, as on Glance.
         self.temp_images = None
 
     # -- what the test uses -------------------------------------------------
 
-    def add_image(self, disk_image: images.DiskImage, owner: str,
+    def add_image(self, disk_image: disk_images.DiskImage, owner: str,
                   name: Optional[str] = None,
                   image_id: Optional[str] = None,
                   container_format: str = "bare") -> dict[str, Any]:
@@ -86,7 +86,7 @@ class FakeImageService:
         return copy.deepcopy(meta)
 
     def replace_data(self, image_id: str,
-                     disk_image: images.DiskImage,
+                     disk_image: disk_images.DiskImage,
                      updated_at: datetime.datetime) -> None:
         """Give an image new data and a new ``updated_at``."""
         meta = self.images[image_id]
@@ -123,12 +123,12 @@ class FakeImageService:
         disk_image = self.files[image_id]
         size = disk_image.file_size
         with open(disk_image.path, "rb") as source:
-            for offset, length in images.data_extents(disk_image.path):
+            for offset, length in disk_images.data_extents(disk_image.path):
                 source.seek(offset)
                 data.seek(offset)
                 remaining = length
                 while remaining:
-                    chunk = source.read(min(images.READ_CHUNK, remaining))
+                    chunk = source.read(min(disk_images.READ_CHUNK, remaining))
                     data.write(chunk)
                     remaining -= len(chunk)
         data.truncate(size)

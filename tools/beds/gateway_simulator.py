@@ -17,7 +17,7 @@ from typing import Any
 import fixtures
 
 from powerflex_cache_driver import simulator
-from tests.functional import green
+from tools.beds import green_import_order
 
 LOOP_DEVICES_ENV = "POWERFLEX_SIM_LOOP_DEVICES"
 """Set to 1 to run every functional test and tools scenario on loop
@@ -46,7 +46,7 @@ class SimulatorFixture(fixtures.Fixture):
         self.sim: Any = None
 
     def _setUp(self) -> None:
-        self.useFixture(green.GreenImportOrderFixture())
+        self.useFixture(green_import_order.GreenImportOrderFixture())
         os.makedirs(self.workdir, exist_ok=True)
         kwargs = dict(self.kwargs)
         kwargs.setdefault("loop_devices", loop_devices_requested())

@@ -42,7 +42,7 @@ from os_brick.initiator.connectors import scaleio
 
 from powerflex_cache_driver.simulator import loop
 
-CONNECTOR_PATH = "tests.functional.sdc.SimulatedSdcConnector"
+CONNECTOR_PATH = "tools.beds.simulated_sdc.SimulatedSdcConnector"
 BASE_CONNECTOR_PATH = "os_brick.initiator.connectors.base.BaseLinuxConnector"
 
 

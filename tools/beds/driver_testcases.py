@@ -9,36 +9,44 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Base test case: a cinder-volume service for one PowerFlex driver.
+"""Test cases of a cinder-volume service for one PowerFlex driver.
 
-:class:`FunctionalTestCase` builds, for every test:
+:class:`InProcessCinderTestCase` builds, for every test:
 
-* a PowerFlex gateway simulator over HTTPS (:mod:`tests.functional.cloud`);
+* a PowerFlex gateway simulator over HTTPS
+  (:mod:`tools.beds.gateway_simulator`);
 * Cinder's SQLite database, fake notifier and RPC transport, through
   Cinder's own ``cinder.tests.unit.test.TestCase``;
 * a ``[powerflex]`` backend section naming the driver under test by class
   path, with certificate verification on, the image-volume cache enabled
   and an internal tenant;
 * a real ``VolumeManager`` (``init_host``, ``init_host_with_rpc``) and a
-  real volume API, joined by :mod:`tests.functional.rpc`;
-* the simulated SDC registered with os-brick (:mod:`tests.functional.sdc`)
-  and an image service serving real files
-  (:mod:`tests.functional.image_service`).
+  real volume API, joined by :mod:`tools.beds.fake_rpc`;
+* the simulated SDC registered with os-brick
+  (:mod:`tools.beds.simulated_sdc`) and an image service serving real
+  files (:mod:`tools.beds.fake_image_service`).
 
-Subclasses set :attr:`FunctionalTestCase.VOLUME_DRIVER`;
-:class:`StockDriverTestCase` and :class:`OurDriverTestCase` are the two
-drivers every scenario runs against.
+All of it is :class:`tools.beds.inprocess_cinder.InProcessCinder`, set up
+in the test's ``setUp`` and torn down by its clean-ups. Subclasses set
+:attr:`InProcessCinderTestCase.VOLUME_DRIVER`; :class:`StockDriverTestCase`
+and :class:`OurDriverTestCase` are the two drivers every scenario runs
+against.
+
+:func:`standalone` gives a command (the demo, the benchmark) the same
+in-process Cinder outside any test runner: the test case's set-up, then
+its clean-ups when the ``with`` block ends.
 """
 
+import contextlib
 import importlib.metadata
 import os
 import shutil
-from typing import Any, Optional
+from typing import Any, Iterator, Optional, TypeVar
 
 from powerflex_cache_driver import compat
-from tests import base as tests_base
-from tests.functional import cloud
-from tests.functional import log_secrets
+from tools.beds import cinder_testcase
+from tools.beds import inprocess_cinder
+from tools.beds import log_secrets
 from tools.cloudlib import log_scan
 
 STOCK_RECORDS_ROUNDED_SIZE = hasattr(compat.STOCK_SDC_DRIVER,
@@ -51,7 +59,8 @@ def qemu_img_available() -> bool:
     return shutil.which("qemu-img") is not None
 
 
-class FunctionalTestCase(tests_base.CinderTestCase, cloud.CloudMixin):
+class InProcessCinderTestCase(cinder_testcase.CinderTestCase,
+                              inprocess_cinder.InProcessCinder):
     """One cinder-volume service, its API and a simulated PowerFlex."""
 
     VOLUME_DRIVER: Optional[str] = None
@@ -71,7 +80,7 @@ class FunctionalTestCase(tests_base.CinderTestCase, cloud.CloudMixin):
         self.logged = self.useFixture(
             log_secrets.NoSecretsLogged(self._secrets))
         self.addCleanup(self._assert_no_secret_logged)
-        self.build_cloud(self.VOLUME_DRIVER)
+        self.build_inprocess_cinder(self.VOLUME_DRIVER)
 
     def _secrets(self) -> list[str]:
         """The gateway's password and every token it handed out."""
@@ -93,7 +102,7 @@ class FunctionalTestCase(tests_base.CinderTestCase, cloud.CloudMixin):
     @property
     def is_ours(self) -> bool:
         """True when the driver under test is this package's."""
-        return self.VOLUME_DRIVER == cloud.OURS
+        return self.VOLUME_DRIVER == inprocess_cinder.OURS
 
     def host_copy_unsupported(self, connection_info: dict) -> None:
         """Stop a test whose driver cannot attach volumes to this host.
@@ -120,10 +129,10 @@ class FunctionalTestCase(tests_base.CinderTestCase, cloud.CloudMixin):
         return ours if self.is_ours else stock
 
 
-class StockDriverTestCase(FunctionalTestCase):
+class StockDriverTestCase(InProcessCinderTestCase):
     """Cinder's own ``PowerFlexDriver``."""
 
-    VOLUME_DRIVER = cloud.STOCK
+    VOLUME_DRIVER = inprocess_cinder.STOCK
     DRIVER_LABEL = "stock"
     STOCK_29_SCENARIO = True
     """The test asserts Cinder 29's own driver behaviour (sizes, calls)."""
@@ -136,10 +145,10 @@ class StockDriverTestCase(FunctionalTestCase):
         super().setUp()
 
 
-class OurDriverTestCase(FunctionalTestCase):
+class OurDriverTestCase(InProcessCinderTestCase):
     """This package's ``PowerFlexCacheDriver``."""
 
-    VOLUME_DRIVER = cloud.OURS
+    VOLUME_DRIVER = inprocess_cinder.OURS
     DRIVER_LABEL = "ours"
 
 
@@ -158,3 +167,48 @@ def row_test_name(entry: str, name: str, seen: set[str]) -> str:
         raise ValueError("two rows named %s" % method)
     seen.add(method)
     return method
+
+
+BedT = TypeVar("BedT", bound=InProcessCinderTestCase)
+
+
+@contextlib.contextmanager
+def standalone(case_class: type[BedT]) -> Iterator[BedT]:
+    """The in-process Cinder of ``case_class``, outside any test runner.
+
+    The bed is an instance of ``case_class`` that runs no test: its
+    ``setUp`` builds what a test of that class gets (Cinder's database
+    and configuration, the simulator, the volume manager...), and its
+    clean-ups, in reverse order, tear it down when the block ends, whether
+    it ended normally or not.
+
+    :raises unittest.SkipTest: the bed cannot be built on this machine
+        (not root, no ``qemu-img``...).
+    :raises Exception: what the set-up or the block raised; else the
+        first error of a clean-up (for example a secret found in the logs).
+    """
+    bed = case_class()
+    try:
+        bed.setUp()
+        yield bed
+    except BaseException:
+        _run_cleanups(bed)
+        raise
+    errors = _run_cleanups(bed)
+    if errors:
+        raise errors[0]
+
+
+def _run_cleanups(bed: InProcessCinderTestCase) -> list[Exception]:
+    """Run every clean-up of ``bed``, last registered first.
+
+    :returns: the exceptions the clean-ups raised, in the order raised.
+    """
+    errors = []
+    while bed._cleanups:
+        function, args, kwargs = bed._cleanups.pop()
+        try:
+            function(*args, **kwargs)
+        except Exception as exc:
+            errors.append(exc)
+    return errors

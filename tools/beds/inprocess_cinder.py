@@ -9,11 +9,19 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""A small cloud for one test: volume service, API, array and images.
+"""An in-process Cinder for one test or one command, on the simulator.
 
-:class:`CloudMixin` is mixed into a ``cinder.tests.unit.test.TestCase``
-(it uses its ``useFixture``, ``override_config`` and ``patch``). It wires
-the pieces described in :mod:`tests.functional.base` and offers the user
+Cinder's volume service and volume API in this process: its database and
+quotas, a real ``VolumeManager`` with the create-volume flow and the
+image-volume cache, the PowerFlex gateway simulator as the array, the
+simulated SDC, an image service serving real files and a fake RPC between
+the API and the manager.
+
+:class:`InProcessCinder` is mixed into a ``cinder.tests.unit.test.TestCase``
+(it uses its ``useFixture``, ``override_config`` and ``patch``):
+:class:`tools.beds.driver_testcases.InProcessCinderTestCase` for the tests,
+:func:`tools.beds.driver_testcases.standalone` for commands. It wires the
+pieces described in :mod:`tools.beds.driver_testcases` and offers the user
 operations the scenarios need, each returning the REST calls the array
 received while Cinder served it.
 """
@@ -46,11 +54,11 @@ from powerflex_cache_driver import compat
 from powerflex_cache_driver import manager as our_manager
 from powerflex_cache_driver import options as our_options
 from powerflex_cache_driver import simulator
-from tests.functional import gateway
-from tests.functional import image_service
-from tests.functional import images
-from tests.functional import rpc
-from tests.functional import sdc
+from tools.beds import disk_images
+from tools.beds import fake_image_service
+from tools.beds import fake_rpc
+from tools.beds import gateway_simulator
+from tools.beds import simulated_sdc
 
 STOCK = "cinder.volume.drivers.dell_emc.powerflex.driver.PowerFlexDriver"
 OURS = "powerflex_cache_driver.driver.PowerFlexCacheDriver"
@@ -130,8 +138,8 @@ class Recorded:
         return [size for _unused, size in self.extends]
 
 
-class CloudMixin:
-    """Build the cloud and drive it as a user would."""
+class InProcessCinder:
+    """Build the in-process Cinder and drive it as a user would."""
 
     SIMULATOR_OPTIONS: dict[str, Any] = {}
     """Extra :class:`GatewaySimulator` arguments (e.g. ``snapshot_limit``)."""
@@ -148,25 +156,26 @@ class CloudMixin:
 
     # -- construction --------------------------------------------------------
 
-    def build_cloud(self, driver_path: str) -> None:
+    def build_inprocess_cinder(self, driver_path: str) -> None:
         """Start the array, configure and start cinder-volume."""
         self.workdir = self.useFixture(fixtures.TempDir()).path
-        self.sim = self.useFixture(gateway.SimulatorFixture(
+        self.sim = self.useFixture(gateway_simulator.SimulatorFixture(
             os.path.join(self.workdir, "array"),
             protection_domain=PROTECTION_DOMAIN, pools=self.SIMULATOR_POOLS,
             sdc_guids=(SDC_GUID,), **self.SIMULATOR_OPTIONS)).sim
 
         backend = self.sim.backend_options()
-        self.sdc = self.useFixture(sdc.SimulatedSdcFixture(
+        self.sdc = self.useFixture(simulated_sdc.SimulatedSdcFixture(
             SDC_GUID, self.sim.by_id_dir,
             credentials=lambda: (backend["san_login"],
                                  backend["san_password"],
                                  self.sim.tokens.issue()))).sdc
-        self.useFixture(sdc.InProcessPrivsepFixture())
+        self.useFixture(simulated_sdc.InProcessPrivsepFixture())
 
-        self.images = image_service.FakeImageService()
+        self.images = fake_image_service.FakeImageService()
         self.patch("cinder.image.glance.get_remote_image_service",
-                   side_effect=image_service.as_remote_service(self.images))
+                   side_effect=fake_image_service.as_remote_service(
+                       self.images))
         self.patch("cinder.image.glance.get_default_image_service",
                    return_value=self.images)
 
@@ -225,9 +234,9 @@ class CloudMixin:
             self.fail(str(error))
         self.driver = self.manager.driver
 
-        self.casts = rpc.CastQueue()
-        scheduler = rpc.FakeSchedulerAPI(self.casts, self.manager, POOL)
-        volume_rpc = rpc.FakeVolumeRPCAPI(self.casts, self.manager)
+        self.casts = fake_rpc.CastQueue()
+        scheduler = fake_rpc.FakeSchedulerAPI(self.casts, self.manager, POOL)
+        volume_rpc = fake_rpc.FakeVolumeRPCAPI(self.casts, self.manager)
         self.scheduler = scheduler
         # Volume APIs made from now on (a driver may make its own, as ours
         # does to delete a replaced cache entry) cast to the same service.
@@ -269,7 +278,7 @@ class CloudMixin:
                    disk_format: str = "raw",
                    owner: str = PROJECT_ID,
                    container_format: str = "bare"
-                   ) -> tuple[dict, images.DiskImage]:
+                   ) -> tuple[dict, disk_images.DiskImage]:
         """Create an image file with qemu-img and publish it.
 
         :param container_format: ``bare``, or ``compressed`` for the disk
@@ -277,16 +286,16 @@ class CloudMixin:
         """
         image_dir = os.path.join(self.workdir, "images")
         os.makedirs(image_dir, exist_ok=True)
-        raw = images.make_raw(os.path.join(image_dir, "%s.raw" % name),
-                              virtual_size, pieces, seed)
+        raw = disk_images.make_raw(os.path.join(image_dir, "%s.raw" % name),
+                                   virtual_size, pieces, seed)
         disk_image = raw
         if disk_format == "qcow2":
-            disk_image = images.make_qcow2(
+            disk_image = disk_images.make_qcow2(
                 raw, os.path.join(image_dir, "%s.qcow2" % name))
         elif disk_format != "raw":
             raise ValueError("unsupported disk format %s" % disk_format)
         if container_format == "compressed":
-            disk_image = images.make_gzip(
+            disk_image = disk_images.make_gzip(
                 disk_image, os.path.join(image_dir, "%s.%s.gz" %
                                          (name, disk_format)))
         elif container_format != "bare":
@@ -295,7 +304,8 @@ class CloudMixin:
                                      container_format=container_format)
         return meta, disk_image
 
-    def require_conversion_space(self, disk_image: images.DiskImage) -> None:
+    def require_conversion_space(self, disk_image: disk_images.DiskImage
+                                 ) -> None:
         """Skip when Cinder would refuse the image for lack of space.
 
         Cinder checks that its conversion directory has room for the
@@ -503,17 +513,17 @@ class CloudMixin:
                                         entries[0]["volume_id"])
 
     def assert_volume_content(self, volume: Any,
-                              disk_image: images.DiskImage) -> None:
+                              disk_image: disk_images.DiskImage) -> None:
         """Assert the array volume holds the image's disk, then zeros."""
         record = self.array_volume(volume.provider_id)
         path = record.backing_path
         self.assertEqual(record.size_kb * units.Ki, os.path.getsize(path),
                          "backing file and array size differ")
-        diff = images.first_difference(disk_image.raw_reference, path,
-                                       disk_image.virtual_size)
+        diff = disk_images.first_difference(disk_image.raw_reference, path,
+                                            disk_image.virtual_size)
         self.assertEqual(-1, diff, "volume %s differs from the image at "
                          "byte %d" % (volume.id, diff))
-        tail = images.first_nonzero(path, disk_image.virtual_size)
+        tail = disk_images.first_nonzero(path, disk_image.virtual_size)
         self.assertEqual(-1, tail, "volume %s has data after the image at "
                          "byte %d" % (volume.id, tail))
 
