@@ -476,13 +476,14 @@ class HostAssistedCopy:
     def sweep_left_mappings(self) -> None:
         """Unmap what copies ended with their process left mapped here.
 
-        Once per process and SDC, as the first copy does
-        (:meth:`~powerflex_cache_driver.host_attach.HostAttacher.sweep`);
-        a failure is logged, not raised.
+        Every time, not once per process as the first copy does
+        (:meth:`~powerflex_cache_driver.host_attach.HostAttacher.sweep`):
+        the copy may have been another service's on this host, killed
+        after this process swept. A failure is logged, not raised.
         """
         try:
             host_attach.HostAttacher(
-                self.driver, self.connector_properties()).sweep_once()
+                self.driver, self.connector_properties()).sweep()
         except Exception:
             LOG.warning("Could not look for volumes that copies left mapped "
                         "to this host when their process ended.",

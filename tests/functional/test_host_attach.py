@@ -184,6 +184,9 @@ class HostAttachTest(driver_testcases.OurDriverTestCase):
         volume, _unused = self.create_volume(8)
         array_id = volume.provider_id
         self._dead_copy_holding(volume)
+        # The copy was another service's on this host, killed after this
+        # process swept at its first copy.
+        host_attach._SWEPT.add(self._sdc_id())
         volume.provider_id = None
         volume.status = fields.VolumeStatus.ERROR
         volume.save()
