@@ -473,21 +473,22 @@ class HostAssistedCopy:
             config.safe_get("use_multipath_for_image_xfer") or False,
             config.safe_get("enforce_multipath_for_image_xfer") or False)
 
-    def sweep_left_mappings(self) -> None:
-        """Unmap what copies ended with their process left mapped here.
+    def sweep_left_mappings(self, volume_id: str) -> None:
+        """Unmap what copies ended with their process left of a volume here.
 
         Every time, not once per process as the first copy does
         (:meth:`~powerflex_cache_driver.host_attach.HostAttacher.sweep`):
         the copy may have been another service's on this host, killed
-        after this process swept. A failure is logged, not raised.
+        after this process swept. A failure is logged, not raised: what
+        stays mapped is found by the caller.
         """
         try:
             host_attach.HostAttacher(
-                self.driver, self.connector_properties()).sweep()
+                self.driver, self.connector_properties()).sweep(volume_id)
         except Exception:
-            LOG.warning("Could not look for volumes that copies left mapped "
-                        "to this host when their process ended.",
-                        exc_info=True)
+            LOG.warning("Volume %s: could not look for mappings that copies "
+                        "left to this host when their process ended.",
+                        volume_id, exc_info=True)
 
     def copy(self, context: Any, src_volume: Any, dst_volume: Any,
              skip_zeros: bool, data_bytes: Optional[int] = None

@@ -895,13 +895,19 @@ class PowerFlexCacheMixin:
         (:func:`~powerflex_cache_driver.lost_answer.remove_late_create`).
         A copy into the volume that ended with its service (a restart in
         the middle of a copy across pools) left it mapped to this host
-        before Cinder learnt its id: the mappings such copies left are
-        removed first.
+        before Cinder learnt its id: the mappings such copies left of it
+        are removed first, and if one cannot be, the delete fails (the
+        volume ends ``error_deleting``; deleting it again tries again)
+        instead of leaving the array volume behind.
         """
         if not volume.provider_id:
+            copy_mapped = None
             if host_attach.driver_maps_sdc(self):
-                data_copy.HostAssistedCopy(self).sweep_left_mappings()
-            lost_answer.remove_late_create(self._get_client(), volume)
+                data_copy.HostAssistedCopy(self).sweep_left_mappings(
+                    volume.id)
+                copy_mapped = host_mappings.left_by_copy
+            lost_answer.remove_late_create(self._get_client(), volume,
+                                           copy_mapped)
         try:
             super().delete_volume(volume)
         except exception.VolumeBackendAPIException:

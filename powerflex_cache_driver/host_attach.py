@@ -255,19 +255,23 @@ class HostAttacher:
                         "to this host when their process ended.",
                         exc_info=True)
 
-    def sweep(self) -> None:
+    def sweep(self, volume_id: Optional[str] = None) -> None:
         """Remove the mappings copies left when their process ended.
 
         A copy killed mid-way (its service was stopped or crashed) left
         its volumes mapped to this host, and nothing else would unmap
         them until they are deleted; the first copy after the service
         starts removes them, and so does the next copy of each volume.
+
+        :param volume_id: only the mappings of this Cinder volume.
         """
         for stale in host_mappings.stale_records():
             key = stale.key
             if host_mappings.sdc_id_of(key) != self._sdc():
                 continue
             with host_mappings.locked(key) as record:
+                if volume_id is not None and record.volume_id != volume_id:
+                    continue
                 record.drop_dead_holders()
                 if record.holders or not record.ours:
                     continue
@@ -298,6 +302,10 @@ class HostAttacher:
         """
         attachment = (None if volume.id in self._new else
                       self._attached_here(volume))
+        if attachment == "unknown":
+            # Whether Cinder attached it here could not be read: the
+            # record stays the copy's, for the next sweep or copy.
+            return
         if attachment:
             LOG.info("Volume %(vol)s was attached to this host (attachment "
                      "%(att)s) while a copy held it; its mapping stays for "

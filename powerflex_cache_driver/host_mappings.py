@@ -275,3 +275,14 @@ def provider_id_of(key: str) -> str:
 def sdc_id_of(key: str) -> str:
     """The SDC id in record key ``key``."""
     return key.split("-", 1)[0]
+
+
+def left_by_copy(provider_id: str) -> bool:
+    """Whether a record says a copy made a mapping of ``provider_id`` here."""
+    try:
+        names = os.listdir(_directory())
+    except FileNotFoundError:
+        return False
+    return any(_load(name[:-5]).ours for name in names
+               if name.endswith(".json") and
+               provider_id_of(name[:-5]) == provider_id)

@@ -189,7 +189,9 @@ def _reason_to_keep(found: dict) -> Optional[str]:
     return None
 
 
-def remove_by_name(client: Any, object_id: str, kind: str = "Volume") -> None:
+def remove_by_name(client: Any, object_id: str, kind: str = "Volume",
+                   copy_mapped: Optional[Callable[[str], bool]] = None
+                   ) -> None:
     """Remove the array volume named after ``object_id``, if it is no one's.
 
     For a Cinder volume or snapshot without ``provider_id``: its create
@@ -214,6 +216,14 @@ def remove_by_name(client: Any, object_id: str, kind: str = "Volume") -> None:
         raise exception.VolumeBackendAPIException(data=msg) from exc
     if found is None:
         return
+    if (copy_mapped is not None and found.get("mappedSdcInfo") and
+            copy_mapped(found["id"])):
+        msg = (_("%(kind)s %(id)s: array volume %(pid)s named after it is "
+                 "still mapped to this host by a copy whose service ended, "
+                 "and the mapping could not be removed; delete it again.") %
+               {"kind": kind, "id": object_id, "pid": found["id"]})
+        LOG.error(msg)
+        raise exception.VolumeBackendAPIException(data=msg)
     reason = _reason_to_keep(found)
     if reason:
         LOG.warning("%(kind)s %(id)s has no array volume id; array volume "
@@ -258,7 +268,9 @@ def _create_may_be_running(record: Any) -> bool:
     return False
 
 
-def remove_late_create(client: Any, record: Any) -> None:
+def remove_late_create(client: Any, record: Any,
+                       copy_mapped: Optional[Callable[[str], bool]] = None
+                       ) -> None:
     """On delete, remove what a failed create of ``record`` made late.
 
     ``record`` is a Cinder volume or snapshot without ``provider_id``.
@@ -266,7 +278,7 @@ def remove_late_create(client: Any, record: Any) -> None:
     (:data:`CREATE_OVER_STATUSES`); then :func:`remove_by_name`.
     """
     if not _create_may_be_running(record):
-        remove_by_name(client, record.id, record.obj_name())
+        remove_by_name(client, record.id, record.obj_name(), copy_mapped)
 
 
 REFUSED = (exception.SnapshotLimitReached,)

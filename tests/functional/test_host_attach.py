@@ -182,17 +182,70 @@ class HostAttachTest(driver_testcases.OurDriverTestCase):
         is still there when the user deletes the volume in error.
         """
         volume, _unused = self.create_volume(8)
-        array_id = volume.provider_id
         self._dead_copy_holding(volume)
         # The copy was another service's on this host, killed after this
         # process swept at its first copy.
         host_attach._SWEPT.add(self._sdc_id())
-        volume.provider_id = None
-        volume.status = fields.VolumeStatus.ERROR
-        volume.save()
+        array_id = self._errored_without_id(volume)
         self.delete_volume(volume)
         self.assertNotIn(array_id, self.sim.array.volumes)
         self.assertEqual([], self._records())
+
+    def _errored_without_id(self, volume: Any) -> str:
+        """The volume as a create killed mid-copy leaves it; its array id."""
+        array_id = volume.provider_id
+        volume.provider_id = None
+        volume.status = fields.VolumeStatus.ERROR
+        volume.save()
+        return array_id
+
+    def _status_after_delete(self, volume: Any) -> str:
+        volume = objects.Volume.get_by_id(self.admin_ctx, volume.id)
+        self.api.delete(self.admin_ctx, volume, force=True)
+        self._deliver()
+        try:
+            return objects.Volume.get_by_id(self.admin_ctx, volume.id).status
+        except exception.VolumeNotFound:
+            return "deleted"
+
+    def test_delete_fails_while_a_killed_copy_mapping_stays(self) -> None:
+        """The unmap refused: error_deleting, and the retry removes it."""
+        volume, _unused = self.create_volume(8)
+        self._dead_copy_holding(volume)
+        array_id = self._errored_without_id(volume)
+        self.sim.faults.fail("removeMappedSdc", 65, http_status=500)
+        self.assertEqual("error_deleting", self._status_after_delete(volume))
+        self.assertIn(array_id, self.sim.array.volumes)
+        self.assertEqual(1, len(self._records()))
+        self.assertEqual("deleted", self._status_after_delete(volume))
+        self.assertNotIn(array_id, self.sim.array.volumes)
+        self.assertEqual([], self._records())
+
+    def test_unread_attachments_keep_the_record_of_a_copy(self) -> None:
+        """Attachments that cannot be read: the record stays the copy's."""
+        volume, _unused = self.create_volume(8)
+        self._dead_copy_holding(volume)
+        array_id = self._errored_without_id(volume)
+        self.mock_object(objects.VolumeAttachmentList,
+                         "get_all_by_volume_id",
+                         side_effect=RuntimeError("database gone"))
+        self.assertEqual("error_deleting", self._status_after_delete(volume))
+        self.assertIn(array_id, self.sim.array.volumes)
+        self.assertEqual(1, len(self._records()))
+
+    def test_delete_sweeps_only_the_mappings_of_its_volume(self) -> None:
+        """Another volume a killed copy left mapped stays mapped.
+
+        (Cinder's own attach for a backup may have found that mapping in
+        place meanwhile, without an attachment record.)
+        """
+        other, _unused = self.create_volume(8)
+        self._dead_copy_holding(other)
+        doomed, _unused = self.create_volume(8)
+        self._errored_without_id(doomed)
+        self.delete_volume(doomed)
+        self.assertEqual(1, len(self._mappings(other)))
+        self.assertEqual(1, len(self._records()))
 
     def test_mapping_of_a_killed_copy_removed_by_the_first_copy(
             self) -> None:

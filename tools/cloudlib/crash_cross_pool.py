@@ -65,9 +65,6 @@ COPYING = "copying through this host"
 pools."""
 BLANK_GIB = 64
 """A blank volume in SP2, so that the scheduler puts the source in SP1."""
-UNMAP_SECONDS = 120
-"""How long the restarted service may take to unmap what the killed copy
-mapped (its sweep runs when the driver starts)."""
 
 
 class Scenario(cinder_store.Scenario):
