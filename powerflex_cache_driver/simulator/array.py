@@ -77,13 +77,8 @@ class Array:
     :param by_id_dir: directory playing ``/dev/disk/by-id``.
     :param gen_type: ``"Mirroring"`` or ``"EC"``.
     :param version: gateway version string, e.g. ``"4.5"``.
-    :param protection_domain: protection domain name.
-    :param pools: pool names, or mappings with ``name`` and optional
-        ``data_layout``, ``zero_padding_enabled`` and ``capacity_gib``. On
-        Mirroring systems the first pool defaults to medium and the others
-        to fine granularity; on EC systems all are ErasureCoding.
-    :param sdc_guids: GUIDs of the SDCs to create.
-    :param nvme_host_nqns: NQNs of NVMe hosts to create.
+    :param protection_domain, pools, sdc_guids, nvme_host_nqns: the
+        array's inventory, as :class:`~.inventory.Inventory` takes them.
     :param snapshot_limit: snapshots per VTree; None = 126 (Mirroring) or
         1022 (EC).
     :param strict_size: refuse ``setVolumeSize`` sizes that are not a
