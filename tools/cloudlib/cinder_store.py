@@ -55,6 +55,7 @@ asking project may not clone. With Cinder's driver, what it does is
 reported, not judged.
 """
 
+import collections
 import hashlib
 import math
 import os
@@ -71,6 +72,7 @@ from tools.cloudlib import observe
 from tools.cloudlib import procs
 from tools.cloudlib import storm
 from tools.cloudlib import switch
+from tools.cloudlib import switch_over
 
 UPLOAD_OPTIONS = ("image_upload_use_cinder_backend",
                   "image_upload_use_internal_tenant")
@@ -100,12 +102,9 @@ class Scenario(crash_rotation.Scenario):
     def array_ops(self, since: dict[str, int]) -> dict[str, int]:
         """Changing array requests logged since ``since`` (by operation)."""
         path = self.log_path("gateway.log")
-        counts: dict[str, int] = {}
-        for line in switch.new_log_lines(path, since[path]):
-            found = switch_over_request(line)
-            if found:
-                counts[found] = counts.get(found, 0) + 1
-        return counts
+        lines = switch.new_log_lines(path, since[path])
+        return dict(collections.Counter(
+            call["op"] for call in switch_over.array_calls(lines)))
 
     def log_path(self, name: str) -> str:
         """A file under the cloud's log directory."""
@@ -471,16 +470,6 @@ class Scenario(crash_rotation.Scenario):
                             % self.intruder["user_id"])
             self.admin.call("DELETE", "keystone", "/v3/projects/%s"
                             % self.intruder["project_id"])
-
-
-def switch_over_request(line: str) -> Optional[str]:
-    """The operation of a changing array request in a gateway log line."""
-    from tools.cloudlib import switch_over
-    found = switch_over.GATEWAY_REQUEST.search(line)
-    if not found or found.group("method") == "GET" or \
-            found.group("op") in switch_over.READ_ONLY_OPS:
-        return None
-    return found.group("op")
 
 
 def main(description: dict[str, Any]) -> int:
