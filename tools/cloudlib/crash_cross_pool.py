@@ -44,15 +44,12 @@ package's driver:
 Exit 0 only if every check held; the figures are printed.
 """
 
-import base64
 import hashlib
 import random
 import signal
 import time
 from typing import Any, Optional
 import urllib.error
-import urllib.parse
-import uuid
 
 from tools.cloudlib import api
 from tools.cloudlib import cinder_store
@@ -191,11 +188,8 @@ class Scenario(cinder_store.Scenario):
 
     def array_id_by_name(self, volume_id: str) -> Optional[str]:
         """The array volume named after a Cinder volume, if any."""
-        name = base64.b64encode(uuid.UUID(volume_id).bytes).decode()
         try:
-            return self.gateway.get(
-                "/api/types/Volume/instances/getByName::%s"
-                % urllib.parse.quote(name, safe=""))
+            return self.gateway.array_id(volume_id)
         except urllib.error.HTTPError:
             return None
 

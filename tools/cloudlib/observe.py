@@ -66,12 +66,19 @@ class Gateway:
         """Every array volume (snapshots included) by id."""
         return {v["id"]: v for v in self.get("/api/types/Volume/instances")}
 
+    def array_id(self, object_id: str) -> str:
+        """Id of the array volume Cinder named after ``object_id``.
+
+        :raises urllib.error.HTTPError: there is none.
+        """
+        name = base64.b64encode(uuid.UUID(object_id).bytes).decode()
+        return self.get("/api/types/Volume/instances/getByName::%s"
+                        % urllib.parse.quote(name, safe=""))
+
     def size_gib(self, object_id: str) -> int:
         """Size of the array volume Cinder named after ``object_id``."""
-        name = base64.b64encode(uuid.UUID(object_id).bytes).decode()
-        array_id = self.get("/api/types/Volume/instances/getByName::%s"
-                            % urllib.parse.quote(name, safe=""))
-        volume = self.get("/api/instances/Volume::%s" % array_id)
+        volume = self.get("/api/instances/Volume::%s"
+                          % self.array_id(object_id))
         return volume["sizeInKb"] // (1024 * 1024)
 
 
